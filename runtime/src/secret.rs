@@ -1,0 +1,79 @@
+//! [`Secret`]: a token or key that never shows itself in logs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An access token, refresh token or API key.
+///
+/// `Debug` and `Display` print `[redacted]`, never the value, so a secret can
+/// sit in any struct that derives `Debug` or appears in a log line. The value
+/// is read with [`Secret::expose`]. On the wire (serde) it is a plain string.
+/// Cloning is cheap: the value is shared.
+///
+/// ```
+/// use refresh_endpoint::Secret;
+///
+/// let token = Secret::new("eyJhbGciOi.secret.value");
+/// assert_eq!(format!("{token:?}"), "Secret([redacted])");
+/// assert_eq!(token.to_string(), "[redacted]");
+/// assert_eq!(token.expose(), "eyJhbGciOi.secret.value");
+/// let json = serde_json::to_string(&token).unwrap();
+/// assert_eq!(json, "\"eyJhbGciOi.secret.value\"");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself. Call it only where the value must leave the program.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::from)
+    }
+}

@@ -1,0 +1,1 @@
+//! Mock refresh-session providers on loopback (placeholder; being written).

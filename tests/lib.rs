@@ -1,0 +1,1 @@
+//! End-to-end and UI tests for refresh-endpoint live in `tests/tests/`.
