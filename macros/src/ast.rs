@@ -1,0 +1,146 @@
+//! A small borrowed model of the struct: its fields and their roles.
+
+use proc_macro2::{Span, TokenTree};
+use syn::spanned::Spanned;
+use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Type};
+
+use crate::attr::{Errors, RoleAttr, parse_role};
+
+pub struct Input<'a> {
+    pub item: &'a DeriveInput,
+    pub fields: Vec<Field<'a>>,
+}
+
+pub struct Field<'a> {
+    pub ident: &'a Ident,
+    pub ty: &'a Type,
+    pub role: Role,
+    /// The span of the role attribute, or of the field's name for body fields.
+    pub role_span: Span,
+    /// The `#[serde(flatten)]` attribute, if any.
+    pub flatten: Option<&'a Attribute>,
+}
+
+#[derive(Clone)]
+pub enum Role {
+    Body,
+    Path,
+    Query(String),
+    Header(LitStr),
+    RefreshToken,
+    AccessToken,
+}
+
+impl Role {
+    /// Whether the field is serialized into the body.
+    pub fn in_body(&self) -> bool {
+        matches!(self, Role::Body | Role::RefreshToken | Role::AccessToken)
+    }
+}
+
+impl<'a> Input<'a> {
+    pub fn from_syn(item: &'a DeriveInput, errors: &mut Errors) -> Input<'a> {
+        let fields = match &item.data {
+            Data::Struct(data) => match &data.fields {
+                Fields::Named(named) => named
+                    .named
+                    .iter()
+                    .filter_map(|f| Field::from_syn(f, errors))
+                    .collect(),
+                Fields::Unit => Vec::new(),
+                Fields::Unnamed(unnamed) => {
+                    errors.at(
+                        unnamed.span(),
+                        "#[refresh_endpoint] needs named fields or a unit struct; write `struct Name { field: Type }`",
+                    );
+                    Vec::new()
+                }
+            },
+            Data::Enum(data) => {
+                errors.at(
+                    data.enum_token.span,
+                    "#[refresh_endpoint] goes on a struct, not an enum; write `struct Name { ... }` or `struct Name;`",
+                );
+                Vec::new()
+            }
+            Data::Union(data) => {
+                errors.at(
+                    data.union_token.span,
+                    "#[refresh_endpoint] goes on a struct, not a union; write `struct Name { ... }` or `struct Name;`",
+                );
+                Vec::new()
+            }
+        };
+        Input { item, fields }
+    }
+}
+
+impl<'a> Field<'a> {
+    fn from_syn(field: &'a syn::Field, errors: &mut Errors) -> Option<Field<'a>> {
+        let ident = field.ident.as_ref()?;
+        let mut role: Option<(RoleAttr, Span)> = None;
+        for attr in &field.attrs {
+            match parse_role(attr) {
+                None => {}
+                Some(Err(error)) => errors.push(error),
+                Some(Ok(new)) => match &role {
+                    Some((first, _)) => errors.at(
+                        attr.span(),
+                        format!(
+                            "field `{ident}` already has the role {}; a field has one role: remove {} or move it to another field",
+                            first.name(),
+                            new.name()
+                        ),
+                    ),
+                    None => role = Some((new, attr.span())),
+                },
+            }
+        }
+        let (role, role_span) = match role {
+            None => (Role::Body, ident.span()),
+            Some((attr, span)) => {
+                let role = match attr {
+                    RoleAttr::Path => Role::Path,
+                    RoleAttr::Query(name) => {
+                        Role::Query(name.map_or_else(|| unraw(ident), |lit| lit.value()))
+                    }
+                    RoleAttr::Header(name) => Role::Header(name),
+                    RoleAttr::RefreshToken => Role::RefreshToken,
+                    RoleAttr::AccessToken => Role::AccessToken,
+                };
+                (role, span)
+            }
+        };
+        Some(Field {
+            ident,
+            ty: &field.ty,
+            role,
+            role_span,
+            flatten: field.attrs.iter().find(|attr| is_serde_flatten(attr)),
+        })
+    }
+}
+
+/// The field's name without `r#`.
+pub fn unraw(ident: &Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
+}
+
+fn is_serde_flatten(attr: &Attribute) -> bool {
+    if !attr.path().is_ident("serde") {
+        return false;
+    }
+    let syn::Meta::List(list) = &attr.meta else {
+        return false;
+    };
+    list.tokens
+        .clone()
+        .into_iter()
+        .any(|token| matches!(token, TokenTree::Ident(ident) if ident == "flatten"))
+}
+
+/// Whether an attribute is one of ours (removed from the struct we emit).
+pub fn is_role_attr(attr: &Attribute) -> bool {
+    parse_role(attr).is_some()
+}

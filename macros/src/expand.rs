@@ -1,0 +1,287 @@
+//! Writes the code: `quote!` only. On error, the errors plus the struct
+//! itself, so the user sees one error and not a cascade.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, LitStr};
+
+use crate::ast::{Field, Input, Role, is_role_attr, unraw};
+use crate::attr::{self, Errors};
+use crate::valid::{self, Auth, Body, Envelope, Segment, Spec};
+
+pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: DeriveInput = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(error) => {
+            let error = syn::Error::new(
+                error.span(),
+                "#[refresh_endpoint] goes on a struct: `struct Name { field: Type }` or `struct Name;`",
+            );
+            return error.to_compile_error().into_iter().chain(input).collect();
+        }
+    };
+    let mut errors = Errors::default();
+    let args = attr::parse_args(args, &mut errors);
+    let model = Input::from_syn(&item, &mut errors);
+    let spec = valid::check(args, &model, &mut errors);
+    match (errors.into_result(), spec) {
+        (Ok(()), Some(spec)) => generate(&model, &spec),
+        (Err(error), _) => {
+            let mut out = error.to_compile_error();
+            out.extend(emit_struct(&item, None));
+            out
+        }
+        (Ok(()), None) => emit_struct(&item, None),
+    }
+}
+
+/// The struct as the user wrote it, without our field attributes; with the
+/// `Serialize` derive when `serde` is `Some` (the request has a body).
+fn emit_struct(item: &DeriveInput, serde: Option<&syn::Path>) -> TokenStream {
+    let mut item = item.clone();
+    let derive = serde.is_some();
+    if let syn::Data::Struct(data) = &mut item.data {
+        for field in data.fields.iter_mut() {
+            let moved_out = field.attrs.iter().any(|attr| {
+                attr::parse_role(attr).is_some_and(|role| {
+                    !matches!(
+                        role,
+                        Ok(attr::RoleAttr::RefreshToken | attr::RoleAttr::AccessToken)
+                    )
+                })
+            });
+            field
+                .attrs
+                .retain(|attr| !is_role_attr(attr) && (derive || !attr.path().is_ident("serde")));
+            if derive && moved_out {
+                field.attrs.push(syn::parse_quote!(#[serde(skip)]));
+            }
+        }
+    }
+    match serde {
+        Some(krate) => {
+            let serde_path = LitStr::new(
+                &format!("{}::__private::serde", krate.to_token_stream()),
+                Span::call_site(),
+            );
+            item.attrs
+                .insert(0, syn::parse_quote!(#[serde(crate = #serde_path)]));
+            item.attrs.insert(
+                0,
+                syn::parse_quote!(#[derive(#krate::__private::serde::Serialize)]),
+            );
+        }
+        None => item.attrs.retain(|attr| !attr.path().is_ident("serde")),
+    }
+    item.into_token_stream()
+}
+
+fn generate(input: &Input, spec: &Spec) -> TokenStream {
+    let krate = &spec.krate;
+    let item = input.item;
+    let ident = &item.ident;
+    let name = ident.to_string();
+    let vis = &item.vis;
+
+    let mut generics = item.generics.clone();
+    let type_params: Vec<_> = generics.type_params().map(|p| p.ident.clone()).collect();
+    if !type_params.is_empty() {
+        let response = &spec.response;
+        let clause = generics.make_where_clause();
+        for param in &type_params {
+            clause
+                .predicates
+                .push(syn::parse_quote!(#param: #krate::__private::serde::Serialize));
+        }
+        clause
+            .predicates
+            .push(syn::parse_quote!(#response: #krate::__private::serde::de::DeserializeOwned));
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+
+    let response = &spec.response;
+    let response_decl = quote_spanned!(response.span()=> type Response = #response;);
+    let auth = auth_type(krate, &spec.auth);
+    let envelope = envelope_type(krate, &spec.envelope);
+    let method = &spec.method;
+    let carries = input
+        .fields
+        .iter()
+        .any(|f| matches!(f.role, Role::RefreshToken));
+
+    let path_steps = spec.segments.iter().map(|segment| match segment {
+        Segment::Literal(text) => quote!(#krate::__private::push_literal(__path, #text);),
+        Segment::Param(param) => {
+            let field = input
+                .fields
+                .iter()
+                .find(|f| unraw(f.ident) == *param)
+                .map(|f| f.ident);
+            quote!(#krate::__private::push_segment(__path, &self.#field, #param)?;)
+        }
+    });
+
+    let query_steps: Vec<_> = fields_with(input, |field| match &field.role {
+        Role::Query(name) => {
+            let member = field.ident;
+            Some(quote!(#krate::__private::push_query(__query, #name, &self.#member)?;))
+        }
+        _ => None,
+    });
+    let write_query = (!query_steps.is_empty()).then(|| {
+        quote! {
+            fn write_query(
+                &self,
+                __query: &mut ::std::vec::Vec<(&'static str, ::std::string::String)>,
+            ) -> ::core::result::Result<(), #krate::Error> {
+                #(#query_steps)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
+
+    let header_steps: Vec<_> = fields_with(input, |field| match &field.role {
+        Role::Header(name) => {
+            let member = field.ident;
+            let name = name.value().to_ascii_lowercase();
+            Some(quote!(#krate::__private::push_header(__headers, #name, &self.#member)?;))
+        }
+        _ => None,
+    });
+    let write_headers = (!header_steps.is_empty()).then(|| {
+        quote! {
+            fn write_headers(
+                &self,
+                __headers: &mut #krate::__private::HeaderMap,
+            ) -> ::core::result::Result<(), #krate::Error> {
+                #(#header_steps)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
+
+    let body = match spec.body {
+        Body::None => None,
+        Body::Json => Some(quote!(#krate::__private::json_body(self))),
+        Body::Form => Some(quote!(#krate::__private::form_body(self))),
+    }
+    .map(|call| {
+        quote! {
+            fn body(&self) -> ::core::result::Result<::core::option::Option<#krate::endpoint::Body>, #krate::Error> {
+                #call
+            }
+        }
+    });
+
+    let setter = |role: fn(&Role) -> bool, method: &str| {
+        input.fields.iter().find(|f| role(&f.role)).map(|field| {
+            let member = field.ident;
+            let method = format_ident!("{}", method);
+            let set = quote_spanned!(field.ty.span()=> #krate::__private::set_secret(&mut self.#member, __token));
+            quote! {
+                fn #method(&mut self, __token: &#krate::Secret) {
+                    #set
+                }
+            }
+        })
+    };
+    let set_refresh = setter(|r| matches!(r, Role::RefreshToken), "set_refresh_token");
+    let set_access = setter(|r| matches!(r, Role::AccessToken), "set_access_token");
+
+    let (token_param, token_arg, token_doc) = match spec.auth {
+        Auth::RefreshBearer => (
+            quote!(, refresh_token: &#krate::Secret),
+            quote!(::core::option::Option::Some(refresh_token)),
+            " The refresh token is sent as `Authorization: Bearer`.",
+        ),
+        _ => (quote!(), quote!(::core::option::Option::None), ""),
+    };
+    let token_pass = match spec.auth {
+        Auth::RefreshBearer => quote!(, refresh_token),
+        _ => quote!(),
+    };
+    let send_doc =
+        format!("Sends this request to the client's provider and unwraps the response.{token_doc}");
+    let blocking_doc = format!(
+        "Like [`{name}::send`], for code without an async runtime. Do not call it inside one."
+    );
+
+    let serde_krate = (spec.body != Body::None).then_some(krate);
+    let item_tokens = emit_struct(item, serde_krate);
+
+    quote! {
+        #item_tokens
+
+        #[automatically_derived]
+        impl #impl_generics #krate::Endpoint for #ident #ty_generics #where_clause {
+            #response_decl
+            type Auth = #auth;
+            type Envelope = #envelope;
+            const NAME: &'static str = #name;
+            const METHOD: #krate::__private::Method = #krate::__private::Method::#method;
+            const CARRIES_REFRESH_TOKEN: bool = #carries;
+
+            fn write_path(&self, __path: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
+                #(#path_steps)*
+                ::core::result::Result::Ok(())
+            }
+            #write_query
+            #write_headers
+            #body
+            #set_refresh
+            #set_access
+        }
+
+        impl #impl_generics #ident #ty_generics #where_clause {
+            #[doc = #send_doc]
+            #vis async fn send(
+                &self,
+                client: &#krate::Client #token_param
+            ) -> ::core::result::Result<#response, #krate::Error> {
+                #krate::Client::send(client, self, #token_arg).await
+            }
+        }
+
+        #krate::__private::if_blocking! {
+            impl #impl_generics #ident #ty_generics #where_clause {
+                #[doc = #blocking_doc]
+                #vis fn send_blocking(
+                    &self,
+                    client: &#krate::Client #token_param
+                ) -> ::core::result::Result<#response, #krate::Error> {
+                    #krate::__private::block_on(self.send(client #token_pass))
+                }
+            }
+        }
+    }
+}
+
+fn fields_with<'a>(
+    input: &'a Input,
+    f: impl Fn(&'a Field<'a>) -> Option<TokenStream>,
+) -> Vec<TokenStream> {
+    input.fields.iter().filter_map(f).collect()
+}
+
+fn auth_type(krate: &syn::Path, auth: &Auth) -> TokenStream {
+    match auth {
+        Auth::RefreshBearer => quote!(#krate::auth::RefreshBearer),
+        Auth::InBody => quote!(#krate::auth::InBody),
+        Auth::ClientBearer => quote!(#krate::auth::ClientBearer),
+        Auth::None => quote!(#krate::auth::NoAuth),
+        Auth::Custom(path) => quote!(#path),
+    }
+}
+
+fn envelope_type(krate: &syn::Path, envelope: &Envelope) -> TokenStream {
+    match envelope {
+        Envelope::Plain => quote!(#krate::envelope::Plain),
+        Envelope::CodeMsgData(None) => quote!(#krate::envelope::CodeMsgData<0>),
+        Envelope::CodeMsgData(Some(success)) => quote!(#krate::envelope::CodeMsgData<#success>),
+        Envelope::Xrpc => quote!(#krate::envelope::Xrpc),
+        Envelope::Clerk => quote!(#krate::envelope::Clerk),
+        Envelope::OAuth2 => quote!(#krate::envelope::OAuth2),
+        Envelope::Custom(path) => quote!(#path),
+    }
+}

@@ -1,0 +1,451 @@
+//! Every rule the attribute checks; each error is spanned on the token at fault.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{GenericParam, Ident, LitInt, LitStr, Path, Type};
+
+use crate::ast::{Input, Role, unraw};
+use crate::attr::{Args, Errors};
+
+/// What the attribute asks for, checked.
+pub struct Spec {
+    pub segments: Vec<Segment>,
+    pub method: Ident,
+    pub auth: Auth,
+    pub envelope: Envelope,
+    pub response: Type,
+    pub body: Body,
+    pub krate: Path,
+}
+
+pub enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+pub enum Auth {
+    RefreshBearer,
+    InBody,
+    ClientBearer,
+    None,
+    Custom(Path),
+}
+
+pub enum Envelope {
+    Plain,
+    CodeMsgData(Option<LitInt>),
+    Xrpc,
+    Clerk,
+    OAuth2,
+    Custom(Path),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    Json,
+    Form,
+    None,
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+const AUTHS: &str = "refresh_bearer, body, bearer, none";
+const ENVELOPES: &str = "plain, code_msg_data, xrpc, clerk, oauth2";
+
+/// Checks the arguments against the struct. `None` when any rule failed;
+/// every failure is in `errors`.
+pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
+    check_generics(input, errors);
+    check_derives(input, errors);
+    check_headers(input, errors);
+
+    let segments = match &args.path {
+        Some(path) => parse_path(path, errors),
+        None => {
+            errors.at(
+                Span::call_site(),
+                "missing key `path`; write `path = \"/the/refresh/route\"`",
+            );
+            Vec::new()
+        }
+    };
+    if let Some(path) = &args.path {
+        check_placeholders(path, &segments, input, errors);
+    }
+
+    let method = match args.method {
+        Some(method) => check_method(method, errors),
+        None => Ident::new("POST", Span::call_site()),
+    };
+    let auth = match &args.auth {
+        Some(path) => check_auth(path, errors),
+        None => Auth::None,
+    };
+    let envelope = match args.envelope {
+        Some(arg) => check_envelope(arg.path, arg.success, errors),
+        None => Envelope::Plain,
+    };
+    check_auth_fields(args.auth.as_ref(), &auth, input, errors);
+    let response = args.response.or_else(|| {
+        errors.at(
+            Span::call_site(),
+            "missing key `response`; write `response = TypeOfTheAnswer` (any `Deserialize` type)",
+        );
+        None
+    });
+    let body = check_body(args.body.as_ref(), &method, input, errors);
+
+    let krate = args
+        .krate
+        .unwrap_or_else(|| syn::parse_quote!(::refresh_endpoint));
+    Some(Spec {
+        segments,
+        method,
+        auth,
+        envelope,
+        response: response?,
+        body,
+        krate,
+    })
+}
+
+fn check_generics(input: &Input, errors: &mut Errors) {
+    for param in &input.item.generics.params {
+        if let GenericParam::Const(param) = param {
+            errors.at(
+                param.const_token.span,
+                "#[refresh_endpoint] does not support const generic parameters; use a type parameter or a field",
+            );
+        }
+    }
+}
+
+/// The attribute derives `Serialize` itself; a second derive would clash.
+fn check_derives(input: &Input, errors: &mut Errors) {
+    for attr in &input.item.attrs {
+        if !attr.path().is_ident("derive") {
+            continue;
+        }
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.segments.last().is_some_and(|s| s.ident == "Serialize") {
+                errors.at(
+                    meta.path.span(),
+                    "#[refresh_endpoint] derives `Serialize` for the request itself; remove `Serialize` from this derive",
+                );
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Header names are HTTP tokens.
+fn check_headers(input: &Input, errors: &mut Errors) {
+    for field in &input.fields {
+        if let Role::Header(name) = &field.role {
+            let text = name.value();
+            let valid = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+            if !valid {
+                errors.at(
+                    name.span(),
+                    format!("`{text}` is not a valid header name; use letters, digits and `-`, such as \"X-Api-Version\""),
+                );
+            }
+        }
+    }
+}
+
+/// Splits `/a/{b}/c` into literals and placeholders.
+fn parse_path(lit: &LitStr, errors: &mut Errors) -> Vec<Segment> {
+    let text = lit.value();
+    let mut segments = Vec::new();
+    if !text.starts_with('/') {
+        errors.at(
+            lit.span(),
+            format!("the path must start with `/`; write `path = \"/{text}\"`"),
+        );
+    }
+    if text.contains('?') || text.contains('#') {
+        errors.at(
+            lit.span(),
+            "the path cannot hold a query or fragment; put query parameters in fields marked #[query]",
+        );
+    }
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        match rest.find(['{', '}']) {
+            None => {
+                segments.push(Segment::Literal(rest.to_owned()));
+                rest = "";
+            }
+            Some(at) if rest.as_bytes()[at] == b'}' => {
+                errors.at(
+                    lit.span(),
+                    "unmatched `}` in the path; placeholders are written `{name}`",
+                );
+                return segments;
+            }
+            Some(at) => {
+                if at > 0 {
+                    segments.push(Segment::Literal(rest[..at].to_owned()));
+                }
+                let after = &rest[at + 1..];
+                let Some(end) = after
+                    .find(['{', '}'])
+                    .filter(|&end| after.as_bytes()[end] == b'}')
+                else {
+                    errors.at(
+                        lit.span(),
+                        "unclosed `{` in the path; placeholders are written `{name}`",
+                    );
+                    return segments;
+                };
+                let name = &after[..end];
+                if syn::parse_str::<Ident>(name).is_err() {
+                    errors.at(
+                        lit.span(),
+                        format!("`{{{name}}}` is not a placeholder; write `{{field_name}}` with the name of a #[path] field"),
+                    );
+                }
+                segments.push(Segment::Param(name.to_owned()));
+                rest = &after[end + 1..];
+            }
+        }
+    }
+    segments
+}
+
+fn check_placeholders(lit: &LitStr, segments: &[Segment], input: &Input, errors: &mut Errors) {
+    let params: Vec<&str> = segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Param(name) => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
+        .collect();
+    for name in &params {
+        let bound = input
+            .fields
+            .iter()
+            .any(|f| matches!(f.role, Role::Path) && unraw(f.ident) == *name);
+        if !bound {
+            errors.at(
+                lit.span(),
+                format!("placeholder `{{{name}}}` has no field; add `#[path] {name}: String` to the struct"),
+            );
+        }
+    }
+    for field in &input.fields {
+        if matches!(field.role, Role::Path) && !params.contains(&unraw(field.ident).as_str()) {
+            errors.at(
+                field.role_span,
+                format!(
+                    "field `{}` is marked #[path] but the path has no `{{{}}}`; add the placeholder to `path` or remove #[path]",
+                    field.ident,
+                    unraw(field.ident)
+                ),
+            );
+        }
+    }
+}
+
+fn check_method(method: Ident, errors: &mut Errors) -> Ident {
+    let text = method.to_string();
+    if METHODS.contains(&text.as_str()) {
+        return method;
+    }
+    let hint = match METHODS.iter().find(|m| m.eq_ignore_ascii_case(&text)) {
+        Some(upper) => format!("write `method = {upper}`"),
+        None => format!("the methods are: {}", METHODS.join(", ")),
+    };
+    errors.at(method.span(), format!("unknown method `{text}`; {hint}"));
+    Ident::new("POST", method.span())
+}
+
+fn check_auth(path: &Path, errors: &mut Errors) -> Auth {
+    match single_lowercase_ident(path).as_deref() {
+        Some("refresh_bearer") => Auth::RefreshBearer,
+        Some("body") => Auth::InBody,
+        Some("bearer") => Auth::ClientBearer,
+        Some("none") => Auth::None,
+        Some(other) => {
+            errors.at(
+                path.span(),
+                format!("unknown auth `{other}`; write one of {AUTHS}, or the path to your own type implementing `refresh_endpoint::auth::Auth`"),
+            );
+            Auth::None
+        }
+        None => Auth::Custom(path.clone()),
+    }
+}
+
+fn check_envelope(path: Path, success: Option<LitInt>, errors: &mut Errors) -> Envelope {
+    let name = single_lowercase_ident(&path);
+    if let Some(success) = &success {
+        if name.as_deref() != Some("code_msg_data") {
+            errors.at(
+                success.span(),
+                "only `code_msg_data` takes a success code; write `envelope = code_msg_data(success = 0)`",
+            );
+        }
+    }
+    match name.as_deref() {
+        Some("plain") => Envelope::Plain,
+        Some("code_msg_data") => Envelope::CodeMsgData(success),
+        Some("xrpc") => Envelope::Xrpc,
+        Some("clerk") => Envelope::Clerk,
+        Some("oauth2") => Envelope::OAuth2,
+        Some(other) => {
+            errors.at(
+                path.span(),
+                format!("unknown envelope `{other}`; write one of {ENVELOPES}, or the path to your own type implementing `refresh_endpoint::envelope::Envelope`"),
+            );
+            Envelope::Plain
+        }
+        None => Envelope::Custom(path),
+    }
+}
+
+/// `Some(name)` for a one-word path starting with a lowercase letter (a
+/// built-in key); `None` for a type path such as `MyAuth` or `crate::MyAuth`.
+fn single_lowercase_ident(path: &Path) -> Option<String> {
+    let ident = path.get_ident()?;
+    let name = ident.to_string();
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        .then_some(name)
+}
+
+fn check_auth_fields(auth_key: Option<&Path>, auth: &Auth, input: &Input, errors: &mut Errors) {
+    let mut tokens = input
+        .fields
+        .iter()
+        .filter(|f| matches!(f.role, Role::RefreshToken));
+    let first = tokens.next();
+    for extra in tokens {
+        errors.at(
+            extra.role_span,
+            "only one field can be #[refresh_token]; remove this one",
+        );
+    }
+    let mut access = input
+        .fields
+        .iter()
+        .filter(|f| matches!(f.role, Role::AccessToken));
+    access.next();
+    for extra in access {
+        errors.at(
+            extra.role_span,
+            "only one field can be #[access_token]; remove this one",
+        );
+    }
+    match (auth, first) {
+        (Auth::InBody, None) => {
+            let span = auth_key.map_or_else(Span::call_site, |a| a.span());
+            errors.at(
+                span,
+                "`auth = body` needs a field that carries the refresh token; mark it: `#[refresh_token] refresh_token: Secret`",
+            );
+        }
+        (Auth::RefreshBearer, Some(field)) => errors.at(
+            field.role_span,
+            "`auth = refresh_bearer` sends the refresh token as a bearer header, so no field carries it; remove #[refresh_token], or use `auth = body`",
+        ),
+        (Auth::None, Some(field)) => errors.at(
+            field.role_span,
+            "#[refresh_token] puts a token in the body, but `auth` is `none`; write `auth = body`",
+        ),
+        _ => {}
+    }
+}
+
+fn check_body(key: Option<&Ident>, method: &Ident, input: &Input, errors: &mut Errors) -> Body {
+    let has_body_fields = input.fields.iter().any(|f| f.role.in_body());
+    let body = match key.map(Ident::to_string).as_deref() {
+        None if has_body_fields => Body::Json,
+        None => Body::None,
+        Some("json") => Body::Json,
+        Some("form") => Body::Form,
+        Some("none") => Body::None,
+        Some(other) => {
+            errors.at(
+                key.map_or_else(Span::call_site, Ident::span),
+                format!("unknown body `{other}`; write one of json, form, none"),
+            );
+            return Body::Json;
+        }
+    };
+    for field in input.fields.iter().filter(|f| f.role.in_body()) {
+        if body == Body::None {
+            errors.at(
+                field.ident.span(),
+                format!(
+                    "`body = none` but `{}` is a body field; mark it #[query], #[header(\"..\")] or #[path], or remove `body = none`",
+                    field.ident
+                ),
+            );
+        } else if method == "GET" {
+            errors.at(
+                field.ident.span(),
+                format!(
+                    "GET requests carry no body, but `{}` is a body field; mark it #[query], or use `method = POST`",
+                    field.ident
+                ),
+            );
+        }
+        if body == Body::Form {
+            if let Some(flatten) = field.flatten {
+                errors.at(
+                    flatten.span(),
+                    "`body = form` sends flat `key=value` pairs and cannot flatten a struct; list its fields here or use `body = json`",
+                );
+            } else if is_nested(field.ty) {
+                errors.at(
+                    field.ty.span(),
+                    format!(
+                        "`body = form` sends flat `key=value` pairs, but `{}` is nested; use a string, number or bool, or `body = json`",
+                        field.ident
+                    ),
+                );
+            }
+        }
+    }
+    body
+}
+
+/// Types that cannot be a single form value.
+fn is_nested(ty: &Type) -> bool {
+    match ty {
+        Type::Array(_) | Type::Slice(_) => true,
+        Type::Tuple(tuple) => !tuple.elems.is_empty(),
+        Type::Reference(reference) => is_nested(&reference.elem),
+        Type::Paren(paren) => is_nested(&paren.elem),
+        Type::Group(group) => is_nested(&group.elem),
+        Type::Path(path) => {
+            let Some(last) = path.path.segments.last() else {
+                return false;
+            };
+            let name = last.ident.to_string();
+            if name == "Option" {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
+                        return is_nested(inner);
+                    }
+                }
+                return false;
+            }
+            matches!(
+                name.as_str(),
+                "Vec"
+                    | "VecDeque"
+                    | "HashMap"
+                    | "BTreeMap"
+                    | "HashSet"
+                    | "BTreeSet"
+                    | "Value"
+                    | "Map"
+            )
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,364 @@
+//! [`Client`]: the base URL, the HTTP connection pool and the limits every call shares.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use reqwest::{Method, Url};
+use tracing::Instrument;
+
+use crate::auth::{Auth, Credentials};
+use crate::endpoint::Endpoint;
+use crate::envelope::{Envelope, RawResponse};
+use crate::{Error, Secret};
+
+/// The `User-Agent` sent unless another is set.
+pub const DEFAULT_USER_AGENT: &str = concat!("refresh-endpoint/", env!("CARGO_PKG_VERSION"));
+/// How long a request may take by default, connection and body included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest response body read by default: 1 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// Talks to one provider: its base URL, one reusable connection pool, default
+/// headers, a timeout, a response size cap and the client-level secret.
+///
+/// Cloning is cheap and shares the pool.
+///
+/// ```
+/// use std::time::Duration;
+/// use refresh_endpoint::Client;
+///
+/// let client = Client::builder("https://api.example.com")
+///     .secret("sk_test_123")
+///     .timeout(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert_eq!(client.base_url(), "https://api.example.com");
+/// assert!(!format!("{client:?}").contains("sk_test_123"));
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    base_url: String,
+    http: reqwest::Client,
+    secret: Option<Secret>,
+    headers: HeaderMap,
+    timeout: Option<Duration>,
+    max_response_bytes: usize,
+    /// The host, when the base URL is plain http to a host that is not loopback
+    /// and the user did not opt in.
+    insecure_host: Option<String>,
+}
+
+impl Client {
+    /// A client with the defaults; fails on a URL that is not `http(s)://`.
+    pub fn new(base_url: impl AsRef<str>) -> Result<Self, Error> {
+        Self::builder(base_url).build()
+    }
+
+    /// A builder to set the secret, timeout, headers and limits.
+    pub fn builder(base_url: impl AsRef<str>) -> ClientBuilder {
+        ClientBuilder {
+            base_url: base_url.as_ref().to_owned(),
+            secret: None,
+            headers: HeaderMap::new(),
+            timeout: Some(DEFAULT_TIMEOUT),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            allow_insecure_http: false,
+            http: None,
+            error: None,
+        }
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The underlying `reqwest` client, to make other calls on the same pool.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Calls `endpoint` and unwraps its response with the endpoint's envelope.
+    ///
+    /// `refresh_token` is needed by `auth = refresh_bearer` endpoints; the
+    /// methods the attribute generates (`send`, `send_blocking`) call this.
+    pub async fn send<E: Endpoint + ?Sized>(
+        &self,
+        endpoint: &E,
+        refresh_token: Option<&Secret>,
+    ) -> Result<E::Response, Error> {
+        let response = self.execute(endpoint, refresh_token).await?;
+        E::Envelope::unwrap(&response)
+    }
+
+    /// Calls `endpoint` and returns the whole response, not unwrapped.
+    pub async fn execute<E: Endpoint + ?Sized>(
+        &self,
+        endpoint: &E,
+        refresh_token: Option<&Secret>,
+    ) -> Result<RawResponse, Error> {
+        let request = self.build_request(endpoint, refresh_token)?;
+        self.fetch(E::NAME, request).await
+    }
+
+    /// Builds the request for `endpoint` without sending it.
+    pub fn build_request<E: Endpoint + ?Sized>(
+        &self,
+        endpoint: &E,
+        refresh_token: Option<&Secret>,
+    ) -> Result<reqwest::Request, Error> {
+        if let Some(host) = &self.inner.insecure_host {
+            if E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN {
+                return Err(Error::InsecureUrl { host: host.clone() });
+            }
+        }
+        let mut url = self.inner.base_url.clone();
+        endpoint.write_path(&mut url)?;
+        let mut url =
+            Url::parse(&url).map_err(|e| Error::Invalid(format!("the URL is invalid: {e}")))?;
+        let mut query = Vec::new();
+        endpoint.write_query(&mut query)?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut request = reqwest::Request::new(E::METHOD, url);
+        self.apply_defaults(&mut request);
+        endpoint.write_headers(request.headers_mut())?;
+        if let Some(body) = endpoint.body()? {
+            request
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(body.content_type));
+            *request.body_mut() = Some(body.bytes.into());
+        }
+        let credentials = Credentials::new(refresh_token, self.inner.secret.as_ref());
+        E::Auth::apply(&mut request, credentials)?;
+        Ok(request)
+    }
+
+    /// Starts a request to a URL of the same provider (relative paths are
+    /// joined to the base URL), with the client's defaults applied.
+    pub fn request(&self, method: Method, path_or_url: &str) -> Result<reqwest::Request, Error> {
+        let url = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{}", self.inner.base_url, path_or_url)
+        };
+        let url =
+            Url::parse(&url).map_err(|e| Error::Invalid(format!("the URL is invalid: {e}")))?;
+        let mut request = reqwest::Request::new(method, url);
+        self.apply_defaults(&mut request);
+        Ok(request)
+    }
+
+    fn apply_defaults(&self, request: &mut reqwest::Request) {
+        for (name, value) in &self.inner.headers {
+            request.headers_mut().insert(name, value.clone());
+        }
+        *request.timeout_mut() = self.inner.timeout;
+    }
+
+    /// Sends a request and reads its whole body, within the size cap.
+    pub async fn fetch(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::Request,
+    ) -> Result<RawResponse, Error> {
+        let span = tracing::debug_span!(
+            "refresh_endpoint.http",
+            endpoint,
+            method = %request.method(),
+            status = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self
+            .fetch_inner(endpoint, request)
+            .instrument(span.clone())
+            .await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(response) => {
+                span.record("status", response.status);
+                tracing::debug!(parent: &span, elapsed_ms, "response received");
+            }
+            Err(error) => tracing::debug!(parent: &span, elapsed_ms, %error, "request failed"),
+        }
+        result
+    }
+
+    async fn fetch_inner(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::Request,
+    ) -> Result<RawResponse, Error> {
+        let limit = self.inner.max_response_bytes;
+        let mut response = self
+            .inner
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| Error::transport(endpoint, e))?;
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(Error::TooLarge { endpoint, limit });
+        }
+        let status = response.status().as_u16();
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Error::transport(endpoint, e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(Error::TooLarge { endpoint, limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(RawResponse {
+            endpoint,
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base_url)
+            .field("secret", &self.inner.secret)
+            .field("timeout", &self.inner.timeout)
+            .field("max_response_bytes", &self.inner.max_response_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`]; see [`Client::builder`].
+#[must_use]
+pub struct ClientBuilder {
+    base_url: String,
+    secret: Option<Secret>,
+    headers: HeaderMap,
+    timeout: Option<Duration>,
+    max_response_bytes: usize,
+    allow_insecure_http: bool,
+    http: Option<reqwest::Client>,
+    error: Option<Error>,
+}
+
+impl ClientBuilder {
+    /// The client-level secret, sent by `auth = bearer` endpoints (such as a
+    /// Clerk secret key).
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The time a whole request may take; `None` for no limit. Default 30 s.
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// The largest response body read before failing with
+    /// [`Error::TooLarge`]. Default 1 MiB.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// The `User-Agent`. Default `refresh-endpoint/<version>`.
+    pub fn user_agent(self, user_agent: &str) -> Self {
+        self.header("user-agent", user_agent)
+    }
+
+    /// A header sent with every request.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                self.headers.insert(name, value);
+            }
+            _ => self.error = Some(Error::Invalid(format!("invalid header `{name}`"))),
+        }
+        self
+    }
+
+    /// Allows sending credentials over plain `http://` to a host that is not
+    /// loopback. Off by default: tokens would cross the network in clear text.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Uses this `reqwest` client (its pool, proxy and TLS settings). The
+    /// timeout and headers of this builder still apply to each request.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Checks the URL and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let url = Url::parse(&self.base_url)
+            .map_err(|e| Error::Invalid(format!("the base URL is invalid: {e}")))?;
+        let insecure_host = match url.scheme() {
+            "https" => None,
+            "http" if self.allow_insecure_http || is_loopback(&url) => None,
+            "http" => Some(url.host_str().unwrap_or_default().to_owned()),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "the base URL must start with https:// or http://, not {other}://"
+                )));
+            }
+        };
+        let mut headers = self.headers;
+        headers
+            .entry(USER_AGENT)
+            .or_insert(HeaderValue::from_static(DEFAULT_USER_AGENT));
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| Error::Invalid(format!("could not start the HTTP client: {e}")))?,
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                base_url: self.base_url.trim_end_matches('/').to_owned(),
+                http,
+                secret: self.secret,
+                headers,
+                timeout: self.timeout,
+                max_response_bytes: self.max_response_bytes,
+                insecure_host,
+            }),
+        })
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

@@ -1,0 +1,217 @@
+//! [`Envelope`]: how a provider wraps its answers, and how to unwrap them.
+//!
+//! The built-in envelopes, chosen with `envelope = …` on the attribute:
+//!
+//! | key | type | provider |
+//! |---|---|---|
+//! | `plain` | [`Plain`] | a 2xx body is the response |
+//! | `code_msg_data` | [`CodeMsgData`] | Cloudreve: always HTTP 200, `code == 0` is success |
+//! | `xrpc` | [`Xrpc`] | AT Protocol: `{"error", "message"}` |
+//! | `clerk` | [`Clerk`] | Clerk: `{"errors": [...], "clerk_trace_id"}` |
+//! | `oauth2` | [`OAuth2`] | RFC 6749 §5.2: `{"error", "error_description"}` |
+//!
+//! A provider of your own takes a type implementing [`Envelope`]; see its
+//! documentation for an example.
+
+mod clerk;
+mod code_msg_data;
+mod oauth2;
+mod plain;
+mod xrpc;
+
+pub use clerk::Clerk;
+pub use code_msg_data::CodeMsgData;
+pub use oauth2::OAuth2;
+pub use plain::Plain;
+pub use xrpc::Xrpc;
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, redact};
+
+/// A whole HTTP response, as read from the wire (its size capped).
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// The endpoint's name, for errors and logs.
+    pub endpoint: &'static str,
+    /// The HTTP status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Decodes the body as JSON into `T`; a failure names the JSON path.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        decode_json(self.endpoint, &self.body, "")
+    }
+
+    /// The delay asked for by `Retry-After` (seconds or an HTTP date).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+
+    /// An [`Error::Status`] for this response, with a redacted excerpt of the body.
+    pub fn status_error(&self) -> Error {
+        Error::Status {
+            endpoint: self.endpoint,
+            status: self.status,
+            excerpt: redact(
+                &String::from_utf8_lossy(&self.body[..self.body.len().min(1024)]),
+                200,
+            ),
+            retry_after: self.retry_after(),
+        }
+    }
+}
+
+/// Unwraps the responses of one kind of provider.
+///
+/// `unwrap` turns a whole response into the endpoint's response type or a
+/// classified [`Error`]; `access_token_expired` tells the session when an
+/// authorized API call failed because the access token expired, so it can
+/// refresh and replay.
+///
+/// A provider of your own, answering `{"ok": true, "result": …}` or
+/// `{"ok": false, "reason": "…"}`:
+///
+/// ```
+/// use refresh_endpoint::{ApiError, Error};
+/// use refresh_endpoint::envelope::{Envelope, RawResponse};
+/// use serde::de::DeserializeOwned;
+///
+/// pub struct OkResult;
+///
+/// impl Envelope for OkResult {
+///     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
+///         #[derive(serde::Deserialize)]
+///         struct Wire<T> { ok: bool, result: Option<T>, reason: Option<String> }
+///         if !response.is_success() {
+///             return Err(response.status_error());
+///         }
+///         let wire: Wire<T> = response.json()?;
+///         match (wire.ok, wire.result) {
+///             (true, Some(result)) => Ok(result),
+///             _ => {
+///                 let reason = wire.reason.unwrap_or_default();
+///                 let error = ApiError::new("ok_result", response.status, reason.clone(), reason.clone());
+///                 if reason == "session_revoked" {
+///                     Err(Error::SignInAgain(Some(error)))
+///                 } else {
+///                     Err(Error::Api(error))
+///                 }
+///             }
+///         }
+///     }
+/// }
+/// ```
+pub trait Envelope {
+    /// Unwraps a response of the refresh endpoint.
+    fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error>;
+
+    /// Whether a response to an authorized API call means "the access token
+    /// has expired". By default: HTTP 401.
+    fn access_token_expired(response: &RawResponse) -> bool {
+        response.status == 401
+    }
+}
+
+/// Decodes JSON, reporting the failing path (prefixed with `prefix`) and a
+/// message without the values.
+pub(crate) fn decode_json<T: DeserializeOwned>(
+    endpoint: &'static str,
+    body: &[u8],
+    prefix: &str,
+) -> Result<T, Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let (path, error) = match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => match deserializer.end() {
+            Ok(()) => return Ok(value),
+            Err(error) => (".".to_owned(), error),
+        },
+        Err(error) => (error.path().to_string(), error.into_inner()),
+    };
+    let path = match (prefix.is_empty(), path.as_str()) {
+        (true, _) => path,
+        (false, ".") => prefix.to_owned(),
+        (false, _) => format!("{prefix}.{path}"),
+    };
+    Err(Error::Decode {
+        endpoint,
+        path,
+        message: without_values(&error.to_string()),
+    })
+}
+
+/// serde's messages quote the offending value (`invalid type: string "…"`);
+/// a value may be a token, so quoted parts are dropped.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    redact(&out, 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_names_the_path_and_hides_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Inner {
+            expires: u64,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            data: Inner,
+        }
+        let err =
+            decode_json::<Outer>("t", br#"{"data":{"expires":"secret-value"}}"#, "").unwrap_err();
+        match err {
+            Error::Decode { path, message, .. } => {
+                assert_eq!(path, "data.expires");
+                assert!(!message.contains("secret-value"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decode_rejects_trailing_garbage_and_html() {
+        assert!(matches!(
+            decode_json::<serde_json::Value>("t", b"<html>502</html>", ""),
+            Err(Error::Decode { .. })
+        ));
+        assert!(matches!(
+            decode_json::<serde_json::Value>("t", b"{} x", ""),
+            Err(Error::Decode { .. })
+        ));
+    }
+}

@@ -1,0 +1,345 @@
+//! [`Error`]: every way a call can fail, grouped by what the caller does next.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The error of every call in this crate.
+///
+/// Each variant is a cause a caller handles differently; most callers only
+/// ask two questions: [`Error::is_retryable`] (try again later, the session is
+/// intact) and [`Error::is_terminal`] (the refresh token is dead: sign in
+/// again). No variant ever contains a token: provider messages and body
+/// excerpts are passed through [`redact`] first.
+///
+/// ```
+/// use refresh_endpoint::Error;
+///
+/// fn next_step(error: &Error) -> &'static str {
+///     if error.is_terminal() {
+///         "ask the user to sign in again"
+///     } else if error.is_retryable() {
+///         "keep the session, retry later"
+///     } else {
+///         "report a bug"
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request did not complete in time.
+    #[error("{endpoint}: the request timed out")]
+    Timeout {
+        /// The endpoint that was called.
+        endpoint: &'static str,
+    },
+
+    /// The connection failed or broke before a whole response arrived.
+    #[error("{endpoint}: transport error: {source}")]
+    Transport {
+        /// The endpoint that was called.
+        endpoint: &'static str,
+        /// The underlying error (its URL removed).
+        source: Arc<reqwest::Error>,
+    },
+
+    /// An HTTP status the endpoint's envelope does not explain, such as a
+    /// proxy's 502 page.
+    #[error("{endpoint}: unexpected HTTP status {status}: {excerpt}")]
+    Status {
+        /// The endpoint that was called.
+        endpoint: &'static str,
+        /// The HTTP status code.
+        status: u16,
+        /// The first bytes of the body, with anything token-like removed.
+        excerpt: String,
+        /// The `Retry-After` the server asked for, if any.
+        retry_after: Option<Duration>,
+    },
+
+    /// The provider answered with an error of its own that does not end the
+    /// session (a bad request, a rate limit, a server-side failure).
+    #[error("{0}")]
+    Api(ApiError),
+
+    /// The provider says the refresh token is dead (expired, revoked, the
+    /// account taken down): the user has to sign in again.
+    #[error("the session has ended; sign in again: {}", match .0 { Some(cause) => cause.to_string(), None => "no valid refresh token".to_owned() })]
+    SignInAgain(Option<ApiError>),
+
+    /// The response body is not what the endpoint declared.
+    #[error("{endpoint}: could not decode the response at `{path}`: {message}")]
+    Decode {
+        /// The endpoint that was called.
+        endpoint: &'static str,
+        /// The JSON path that failed, such as `data.access_expires`.
+        path: String,
+        /// What was wrong (values removed).
+        message: String,
+    },
+
+    /// The response body was larger than the client allows.
+    #[error("{endpoint}: the response is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The endpoint that was called.
+        endpoint: &'static str,
+        /// The limit, from [`ClientBuilder::max_response_bytes`](crate::ClientBuilder::max_response_bytes).
+        limit: usize,
+    },
+
+    /// A secret would have gone to a plain `http://` URL that is not loopback.
+    #[error(
+        "refusing to send credentials over plain http to {host}; use https, or opt in with ClientBuilder::allow_insecure_http"
+    )]
+    InsecureUrl {
+        /// The host that was refused.
+        host: String,
+    },
+
+    /// The request could not be built: an invalid URL, header or parameter,
+    /// or a missing client secret.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+
+    /// The token store failed.
+    #[error("token store: {message}")]
+    Store {
+        /// What failed.
+        message: String,
+        /// Whether trying again later may succeed (the store was unreachable).
+        retryable: bool,
+    },
+}
+
+impl Error {
+    /// Whether the same call may succeed later: timeouts, transport errors,
+    /// HTTP 408, 425, 429 and 5xx, provider errors the provider marks
+    /// temporary, and an unreachable store. A retryable failure never ends a
+    /// session.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Status { status, .. } => status_is_retryable(*status),
+            Error::Api(api) => api.retryable,
+            Error::Store { retryable, .. } => *retryable,
+            Error::SignInAgain(_)
+            | Error::Decode { .. }
+            | Error::TooLarge { .. }
+            | Error::InsecureUrl { .. }
+            | Error::Invalid(_) => false,
+        }
+    }
+
+    /// Whether the refresh token is dead and only a new sign-in helps.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Error::SignInAgain(_))
+    }
+
+    /// How long the server asked the client to wait, from `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            Error::Api(api) => api.retry_after,
+            _ => None,
+        }
+    }
+
+    /// The provider's own error, for [`Error::Api`] and [`Error::SignInAgain`].
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(api) | Error::SignInAgain(Some(api)) => Some(api),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transport(endpoint: &'static str, error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            Error::Timeout { endpoint }
+        } else {
+            Error::Transport {
+                endpoint,
+                source: Arc::new(error.without_url()),
+            }
+        }
+    }
+}
+
+/// Whether an HTTP status means "try again later".
+pub(crate) fn status_is_retryable(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429 | 500..=599)
+}
+
+/// An error the provider reported in its own envelope.
+///
+/// ```
+/// use refresh_endpoint::ApiError;
+///
+/// let error = ApiError::new("xrpc", 400, "InvalidRequest", "A request body was provided");
+/// assert_eq!(error.code, "InvalidRequest");
+/// assert!(!error.retryable);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// Which envelope reported it: `xrpc`, `code_msg_data`, `clerk`, `oauth2`, or a user envelope's name.
+    pub provider: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// The provider's error code: `ExpiredToken`, `40020`, `invalid_grant`, `signed_out`, …
+    pub code: String,
+    /// The provider's message, token-like text removed.
+    pub message: String,
+    /// The provider's trace or correlation id, for its support.
+    pub trace_id: Option<String>,
+    /// Whether the provider says trying again later may succeed.
+    pub retryable: bool,
+    /// The `Retry-After` the provider asked for.
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    /// An error with no trace id, retryable when the status is (429, 5xx).
+    pub fn new(
+        provider: &'static str,
+        status: u16,
+        code: impl Into<String>,
+        message: impl AsRef<str>,
+    ) -> Self {
+        ApiError {
+            provider,
+            status,
+            code: code.into(),
+            message: redact(message.as_ref(), 300),
+            trace_id: None,
+            retryable: status_is_retryable(status),
+            retry_after: None,
+        }
+    }
+
+    /// Sets the trace or correlation id.
+    pub fn with_trace_id(mut self, trace_id: Option<String>) -> Self {
+        self.trace_id = trace_id;
+        self
+    }
+
+    /// Sets whether the error is temporary.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Sets the `Retry-After` delay.
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} error `{}`", self.provider, self.code)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        write!(f, " (HTTP {}", self.status)?;
+        if let Some(trace_id) = &self.trace_id {
+            write!(f, ", trace id {trace_id}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Shortens `text` to at most `max` characters, folds white space, and
+/// replaces anything that looks like a token with `[redacted]`.
+///
+/// A word counts as token-like when it is 20 characters or more of the
+/// characters tokens are made of (letters, digits, `-_.~+/=`) and holds a
+/// digit or a dot-separated JWT shape. Provider messages and body excerpts go
+/// through this before they are stored in an [`Error`].
+///
+/// ```
+/// use refresh_endpoint::error::redact;
+///
+/// let text = "bad token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig4d5 here";
+/// assert_eq!(redact(text, 100), "bad token [redacted] here");
+/// ```
+pub fn redact(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 16));
+    for word in text.split_whitespace() {
+        if out.chars().count() >= max {
+            out.push('…');
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if looks_like_token(word) {
+            out.push_str("[redacted]");
+        } else {
+            out.extend(word.chars().take(max));
+        }
+    }
+    if out.chars().count() > max + 1 {
+        out = out.chars().take(max).collect::<String>() + "…";
+    }
+    out
+}
+
+fn looks_like_token(word: &str) -> bool {
+    let word = word.trim_matches(|c: char| "\"'`,;:()[]{}<>".contains(c));
+    word.len() >= 20
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~+/=".contains(c))
+        && word.chars().any(|c| c.is_ascii_digit() || c == '.')
+        && !word.contains("://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_jwts_and_long_opaque_tokens() {
+        assert_eq!(
+            redact("token=abcdefghijklmnopqrstuvwx1234 rest", 100),
+            "[redacted] rest"
+        );
+        assert_eq!(redact("plain words stay", 100), "plain words stay");
+        assert_eq!(
+            redact("<html>\n  <h1>502 Bad Gateway</h1>", 100),
+            "<html> <h1>502 Bad Gateway</h1>"
+        );
+    }
+
+    #[test]
+    fn redact_shortens() {
+        let long = "word ".repeat(100);
+        let short = redact(&long, 20);
+        assert!(short.chars().count() <= 21, "{short}");
+        assert!(short.ends_with('…'));
+    }
+
+    #[test]
+    fn classification() {
+        let e = Error::Status {
+            endpoint: "x",
+            status: 503,
+            excerpt: String::new(),
+            retry_after: None,
+        };
+        assert!(e.is_retryable() && !e.is_terminal());
+        assert!(Error::SignInAgain(None).is_terminal());
+        assert!(!Error::SignInAgain(None).is_retryable());
+        let e = Error::Status {
+            endpoint: "x",
+            status: 404,
+            excerpt: String::new(),
+            retry_after: None,
+        };
+        assert!(!e.is_retryable());
+    }
+}

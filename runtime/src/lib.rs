@@ -1,0 +1,50 @@
+//! Declare a "refresh my session" endpoint with one attribute, call it with
+//! typed results and typed errors, and keep tokens fresh.
+//!
+//! ```
+//! use refresh_endpoint::providers::atproto::AtpSession;
+//! use refresh_endpoint::refresh_endpoint;
+//!
+//! /// `com.atproto.server.refreshSession`: the refresh JWT as a bearer token, no body.
+//! #[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
+//!                    auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
+//! pub struct RefreshSession;
+//!
+//! # async fn run(refresh_jwt: refresh_endpoint::Secret) -> Result<(), refresh_endpoint::Error> {
+//! let client = refresh_endpoint::Client::new("https://bsky.social")?;
+//! let session = RefreshSession.send(&client, &refresh_jwt).await?;
+//! println!("{} is {}", session.handle, session.did);
+//! # Ok(()) }
+//! ```
+//!
+//! The modules, one concept each: [`endpoint`] (what the attribute
+//! implements), [`auth`] (where credentials go), [`envelope`] (how answers
+//! are unwrapped), [`Client`] (the connection, limits and secret), [`Error`]
+//! (what failed and what to do), [`Secret`] (tokens that never print),
+//! [`providers`] (response types of the seed providers), [`clock`] (time,
+//! steerable in tests).
+#![deny(missing_docs)]
+
+pub mod auth;
+mod client;
+pub mod clock;
+pub mod endpoint;
+pub mod envelope;
+pub mod error;
+pub mod providers;
+mod secret;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use client::{
+    Client, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
+};
+pub use endpoint::Endpoint;
+pub use error::{ApiError, Error};
+pub use refresh_endpoint_macros::refresh_endpoint;
+pub use secret::Secret;
+
+/// The HTTP client this crate is built on, for custom [`auth::Auth`] schemes
+/// and for calls made with [`Client::http`].
+pub use reqwest;
