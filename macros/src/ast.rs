@@ -1,6 +1,7 @@
 //! A small borrowed model of the struct: its fields and their roles.
 
-use proc_macro2::{Span, TokenTree};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Type};
 
@@ -15,10 +16,10 @@ pub struct Field<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
     pub role: Role,
-    /// The span of the role attribute, or of the field's name for body fields.
-    pub role_span: Span,
-    /// The `#[serde(flatten)]` attribute, if any.
-    pub flatten: Option<&'a Attribute>,
+    /// The role attribute; `None` for body fields.
+    pub role_attr: Option<&'a Attribute>,
+    /// The span of `flatten` in `#[serde(flatten)]`, if any.
+    pub flatten: Option<Span>,
 }
 
 #[derive(Clone)]
@@ -26,7 +27,8 @@ pub enum Role {
     Body,
     Path,
     Query(String),
-    Header(LitStr),
+    /// `None` when the name is missing (an error already).
+    Header(Option<LitStr>),
     RefreshToken,
     AccessToken,
 }
@@ -76,29 +78,40 @@ impl<'a> Input<'a> {
 }
 
 impl<'a> Field<'a> {
+    /// Where an error about the field's role goes: its role attribute, or its
+    /// name for a body field.
+    pub fn role_site(&self) -> TokenStream {
+        match self.role_attr {
+            Some(attr) => attr.to_token_stream(),
+            None => self.ident.to_token_stream(),
+        }
+    }
+
     fn from_syn(field: &'a syn::Field, errors: &mut Errors) -> Option<Field<'a>> {
         let ident = field.ident.as_ref()?;
-        let mut role: Option<(RoleAttr, Span)> = None;
+        let mut role: Option<(RoleAttr, &Attribute)> = None;
         for attr in &field.attrs {
-            match parse_role(attr) {
-                None => {}
-                Some(Err(error)) => errors.push(error),
-                Some(Ok(new)) => match &role {
-                    Some((first, _)) => errors.at(
-                        attr.span(),
-                        format!(
-                            "field `{ident}` already has the role {}; a field has one role: remove {} or move it to another field",
-                            first.name(),
-                            new.name()
-                        ),
+            let Some((new, error)) = parse_role(attr) else {
+                continue;
+            };
+            if let Some(error) = error {
+                errors.push(error);
+            }
+            match &role {
+                Some((first, _)) => errors.spanned(
+                    attr,
+                    format!(
+                        "field `{ident}` already has the role {}; a field has one role: remove {} or move it to another field",
+                        first.name(),
+                        new.name()
                     ),
-                    None => role = Some((new, attr.span())),
-                },
+                ),
+                None => role = Some((new, attr)),
             }
         }
-        let (role, role_span) = match role {
-            None => (Role::Body, ident.span()),
-            Some((attr, span)) => {
+        let (role, role_attr) = match role {
+            None => (Role::Body, None),
+            Some((attr, site)) => {
                 let role = match attr {
                     RoleAttr::Path => Role::Path,
                     RoleAttr::Query(name) => {
@@ -108,15 +121,15 @@ impl<'a> Field<'a> {
                     RoleAttr::RefreshToken => Role::RefreshToken,
                     RoleAttr::AccessToken => Role::AccessToken,
                 };
-                (role, span)
+                (role, Some(site))
             }
         };
         Some(Field {
             ident,
             ty: &field.ty,
             role,
-            role_span,
-            flatten: field.attrs.iter().find(|attr| is_serde_flatten(attr)),
+            role_attr,
+            flatten: field.attrs.iter().find_map(serde_flatten),
         })
     }
 }
@@ -127,17 +140,21 @@ pub fn unraw(ident: &Ident) -> String {
     name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
 }
 
-fn is_serde_flatten(attr: &Attribute) -> bool {
+/// The span of `flatten` in `#[serde(flatten)]`.
+fn serde_flatten(attr: &Attribute) -> Option<Span> {
     if !attr.path().is_ident("serde") {
-        return false;
+        return None;
     }
     let syn::Meta::List(list) = &attr.meta else {
-        return false;
+        return None;
     };
     list.tokens
         .clone()
         .into_iter()
-        .any(|token| matches!(token, TokenTree::Ident(ident) if ident == "flatten"))
+        .find_map(|token| match token {
+            TokenTree::Ident(ident) if ident == "flatten" => Some(ident.span()),
+            _ => None,
+        })
 }
 
 /// Whether an attribute is one of ours (removed from the struct we emit).

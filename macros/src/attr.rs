@@ -12,6 +12,10 @@ pub const KEYS: &str = "path, method, auth, envelope, response, body, crate";
 /// The attribute's arguments, each with the span of the token that set it.
 #[derive(Default)]
 pub struct Args {
+    /// The arguments as written, for errors about a key that is missing.
+    pub tokens: TokenStream,
+    /// The keys written, even those whose value did not parse.
+    pub written: Vec<String>,
     pub path: Option<LitStr>,
     pub method: Option<Ident>,
     pub auth: Option<Path>,
@@ -24,13 +28,20 @@ pub struct Args {
 /// `envelope = name` or `envelope = name(success = N)`.
 pub struct EnvelopeArg {
     pub path: Path,
-    pub success: Option<LitInt>,
+    /// The code, with the span of the parentheses around `success = N`.
+    pub success: Option<(Span, LitInt)>,
 }
 
 /// Parses the arguments, gathering every error rather than stopping at the first.
 pub fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
-    let mut out = Args::default();
+    let mut out = Args {
+        tokens: args.clone(),
+        ..Args::default()
+    };
     let parser = syn::meta::parser(|meta| {
+        if let Some(key) = meta.path.get_ident() {
+            out.written.push(key.to_string());
+        }
         if let Err(error) = parse_key(&mut out, &meta) {
             errors.push(error);
             skip_value(meta.input)?;
@@ -46,30 +57,35 @@ pub fn parse_args(args: TokenStream, errors: &mut Errors) -> Args {
 fn parse_key(out: &mut Args, meta: &ParseNestedMeta) -> syn::Result<()> {
     let key = &meta.path;
     if key.is_ident("path") {
-        set(&mut out.path, meta.value()?.parse()?, key)
+        let hint = "write `path = \"/the/refresh/route\"`";
+        set(&mut out.path, value(meta, hint)?, key)
     } else if key.is_ident("method") {
-        set(&mut out.method, meta.value()?.parse()?, key)
+        let hint = "write `method = POST`, or GET, PUT, PATCH, DELETE";
+        set(&mut out.method, value(meta, hint)?, key)
     } else if key.is_ident("auth") {
-        set(&mut out.auth, meta.value()?.parse()?, key)
+        set(&mut out.auth, value(meta, AUTH_HINT)?, key)
     } else if key.is_ident("envelope") {
-        let value = meta.value()?;
-        let path: Path = value.parse()?;
-        let success = if value.peek(syn::token::Paren) {
-            Some(parse_success(value)?)
+        let path = value(meta, ENVELOPE_HINT)?;
+        let success = if meta.input.peek(syn::token::Paren) {
+            Some(parse_success(meta.input)?)
         } else {
             None
         };
         set(&mut out.envelope, EnvelopeArg { path, success }, key)
     } else if key.is_ident("response") {
-        set(&mut out.response, meta.value()?.parse()?, key)
+        let hint = "write `response = TypeOfTheAnswer` (any `Deserialize` type)";
+        set(&mut out.response, value(meta, hint)?, key)
     } else if key.is_ident("body") {
-        set(&mut out.body, meta.value()?.parse()?, key)
+        set(&mut out.body, value(meta, BODY_HINT)?, key)
     } else if key.is_ident("crate") {
-        let value = meta.value()?;
-        let path = if value.peek(LitStr) {
-            value.parse::<LitStr>()?.parse()?
+        let hint = "write the path the runtime is reached by, such as `crate = ::refresh_endpoint`";
+        let input = meta.value()?;
+        let path = if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            lit.parse()
+                .map_err(|_| syn::Error::new(lit.span(), format!("not a path; {hint}")))?
         } else {
-            value.parse()?
+            input.parse().map_err(|e| with_hint(e, hint))?
         };
         set(&mut out.krate, path, key)
     } else {
@@ -83,22 +99,50 @@ fn parse_key(out: &mut Args, meta: &ParseNestedMeta) -> syn::Result<()> {
     }
 }
 
+pub const AUTH_HINT: &str = "write one of refresh_bearer, body, bearer, none, or the path to your own type implementing `refresh_endpoint::auth::Auth`";
+pub const ENVELOPE_HINT: &str = "write one of plain, code_msg_data, xrpc, clerk, oauth2, or the path to your own type implementing `refresh_endpoint::envelope::Envelope`";
+pub const BODY_HINT: &str = "write one of json, form, none";
+
+/// The value after `key =`; a parse error says what to write.
+fn value<T: syn::parse::Parse>(meta: &ParseNestedMeta, hint: &str) -> syn::Result<T> {
+    meta.value()?.parse().map_err(|e| with_hint(e, hint))
+}
+
+fn with_hint(error: syn::Error, hint: &str) -> syn::Error {
+    syn::Error::new(error.span(), format!("{error}; {hint}"))
+}
+
+const SUCCESS_HINT: &str = "write `code_msg_data(success = N)` with the integer code that means success, such as `success = 0`";
+
 /// `(success = N)` after `envelope = code_msg_data`.
-fn parse_success(input: ParseStream) -> syn::Result<LitInt> {
+fn parse_success(input: ParseStream) -> syn::Result<(Span, LitInt)> {
     let content;
-    syn::parenthesized!(content in input);
-    let key: Ident = content.parse()?;
+    let parens = syn::parenthesized!(content in input);
+    let value = success_value(&content);
+    // Whatever follows the error is skipped, so that it is reported once.
+    content.parse::<TokenStream>()?;
+    Ok((parens.span.join(), value?))
+}
+
+fn success_value(content: ParseStream) -> syn::Result<LitInt> {
+    let hint = |error: syn::Error| with_hint(error, SUCCESS_HINT);
+    let key: Ident = content.parse().map_err(hint)?;
     if key != "success" {
         return Err(syn::Error::new(
             key.span(),
-            format!("unknown envelope option `{key}`; write `code_msg_data(success = 0)`"),
+            format!("unknown envelope option `{key}`; {SUCCESS_HINT}"),
         ));
     }
-    content.parse::<Token![=]>()?;
-    let value: LitInt = content.parse()?;
-    value.base10_parse::<i64>()?;
+    content.parse::<Token![=]>().map_err(hint)?;
+    let value: LitInt = content.parse().map_err(hint)?;
+    if !matches!(value.suffix(), "" | "i64") || value.base10_parse::<i64>().is_err() {
+        return Err(syn::Error::new(
+            value.span(),
+            format!("the success code is an `i64` without a suffix; {SUCCESS_HINT}"),
+        ));
+    }
     if !content.is_empty() {
-        return Err(content.error("expected only `success = N`"));
+        return Err(content.error(format!("only one option is known; {SUCCESS_HINT}")));
     }
     Ok(value)
 }
@@ -131,7 +175,8 @@ fn skip_value(input: ParseStream) -> syn::Result<()> {
 pub enum RoleAttr {
     Path,
     Query(Option<LitStr>),
-    Header(LitStr),
+    /// `None` when the name is missing (an error already).
+    Header(Option<LitStr>),
     RefreshToken,
     AccessToken,
 }
@@ -148,15 +193,24 @@ impl RoleAttr {
     }
 }
 
-/// Reads a field's role attribute, if `attr` is one of ours.
-pub fn parse_role(attr: &Attribute) -> Option<syn::Result<RoleAttr>> {
+/// Reads a field's role attribute, if `attr` is one of ours. A malformed
+/// one still gives the role it names, with its error, so that the field is
+/// not also reported as a body field or as missing from the path.
+pub fn parse_role(attr: &Attribute) -> Option<(RoleAttr, Option<syn::Error>)> {
     let path = attr.path();
-    let word = |role: RoleAttr| match &attr.meta {
-        syn::Meta::Path(_) => Ok(role),
-        other => Err(syn::Error::new(
-            other.span(),
-            format!("`{}` takes no arguments", role.name()),
-        )),
+    let word = |role: RoleAttr| {
+        let error = match &attr.meta {
+            syn::Meta::Path(_) => None,
+            other => Some(syn::Error::new_spanned(
+                other,
+                format!(
+                    "`{}` takes no arguments; write `{}`",
+                    role.name(),
+                    role.name()
+                ),
+            )),
+        };
+        (role, error)
     };
     if path.is_ident("path") {
         Some(word(RoleAttr::Path))
@@ -166,24 +220,32 @@ pub fn parse_role(attr: &Attribute) -> Option<syn::Result<RoleAttr>> {
         Some(word(RoleAttr::AccessToken))
     } else if path.is_ident("query") {
         Some(match &attr.meta {
-            syn::Meta::Path(_) => Ok(RoleAttr::Query(None)),
-            _ => attr
-                .parse_args::<LitStr>()
-                .map(|name| RoleAttr::Query(Some(name)))
-                .map_err(|e| syn::Error::new(e.span(), "write `#[query]` or `#[query(\"name\")]`")),
+            syn::Meta::Path(_) => (RoleAttr::Query(None), None),
+            _ => match attr.parse_args::<LitStr>() {
+                Ok(name) => (RoleAttr::Query(Some(name)), None),
+                Err(error) => (
+                    RoleAttr::Query(None),
+                    Some(syn::Error::new(
+                        error.span(),
+                        "the query key is a string; write `#[query]` for the field's name or `#[query(\"key\")]`",
+                    )),
+                ),
+            },
         })
     } else if path.is_ident("header") {
+        const HINT: &str = "write the header's name as a string: `#[header(\"X-Name\")]`";
         Some(match &attr.meta {
-            syn::Meta::List(_) => attr
-                .parse_args::<LitStr>()
-                .map(RoleAttr::Header)
-                .map_err(|e| {
-                    syn::Error::new(e.span(), "write the header's name: `#[header(\"X-Name\")]`")
-                }),
-            other => Err(syn::Error::new(
-                other.span(),
-                "write the header's name: `#[header(\"X-Name\")]`",
-            )),
+            syn::Meta::List(_) => match attr.parse_args::<LitStr>() {
+                Ok(name) => (RoleAttr::Header(Some(name)), None),
+                Err(error) => (
+                    RoleAttr::Header(None),
+                    Some(syn::Error::new(error.span(), HINT)),
+                ),
+            },
+            other => (
+                RoleAttr::Header(None),
+                Some(syn::Error::new_spanned(other, HINT)),
+            ),
         })
     } else {
         None
@@ -204,6 +266,11 @@ impl Errors {
 
     pub fn at(&mut self, span: Span, message: impl std::fmt::Display) {
         self.push(syn::Error::new(span, message));
+    }
+
+    /// An error over all of `tokens`, such as a whole `#[path]` attribute.
+    pub fn spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
     }
 
     pub fn into_result(self) -> Result<(), syn::Error> {

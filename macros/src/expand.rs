@@ -1,7 +1,7 @@
 //! Writes the code: `quote!` only. On error, the errors plus the struct
 //! itself, so the user sees one error and not a cascade.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, LitStr};
@@ -11,6 +11,8 @@ use crate::attr::{self, Errors};
 use crate::valid::{self, Auth, Body, Envelope, Segment, Spec};
 
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = attr::parse_args(args, &mut errors);
     let item: DeriveInput = match syn::parse2(input.clone()) {
         Ok(item) => item,
         Err(error) => {
@@ -18,22 +20,81 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                 error.span(),
                 "#[refresh_endpoint] goes on a struct: `struct Name { field: Type }` or `struct Name;`",
             );
-            return error.to_compile_error().into_iter().chain(input).collect();
+            let mut out = error.to_compile_error();
+            out.extend(input);
+            out.extend(mention_types(&args, &syn::Generics::default()));
+            return out;
         }
     };
-    let mut errors = Errors::default();
-    let args = attr::parse_args(args, &mut errors);
     let model = Input::from_syn(&item, &mut errors);
+    let mention = mention_types(&args, &item.generics);
     let spec = valid::check(args, &model, &mut errors);
     match (errors.into_result(), spec) {
         (Ok(()), Some(spec)) => generate(&model, &spec),
-        (Err(error), _) => {
-            let mut out = error.to_compile_error();
+        (result, _) => {
+            let mut out = result
+                .err()
+                .map(|e| e.to_compile_error())
+                .unwrap_or_default();
             out.extend(emit_struct(&item, None));
+            out.extend(mention);
             out
         }
-        (Ok(()), None) => emit_struct(&item, None),
     }
+}
+
+/// After an error, the types the attribute names are still used, so that the
+/// compiler does not add "unused import" warnings to the one error. A type
+/// naming the struct's generic parameters (or `Self`) is left out.
+fn mention_types(args: &attr::Args, generics: &syn::Generics) -> TokenStream {
+    let mut names: Vec<String> = vec!["Self".to_owned()];
+    for param in &generics.params {
+        names.push(match param {
+            syn::GenericParam::Type(param) => param.ident.to_string(),
+            syn::GenericParam::Lifetime(param) => param.lifetime.ident.to_string(),
+            syn::GenericParam::Const(param) => param.ident.to_string(),
+        });
+    }
+    let custom = |path: &syn::Path| valid::is_custom(path).then(|| path.to_token_stream());
+    let types = [
+        args.response.as_ref().map(ToTokens::to_token_stream),
+        args.auth.as_ref().and_then(custom),
+        args.envelope.as_ref().and_then(|e| custom(&e.path)),
+    ];
+    types
+        .into_iter()
+        .flatten()
+        .filter(|ty| !names_any(ty.clone(), &names))
+        .map(|ty| quote!(const _: ::core::marker::PhantomData<#ty> = ::core::marker::PhantomData;))
+        .collect()
+}
+
+fn names_any(tokens: TokenStream, names: &[String]) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => names.iter().any(|name| ident == name),
+        TokenTree::Group(group) => names_any(group.stream(), names),
+        _ => false,
+    })
+}
+
+/// Code about one field, placed at the field's type (and resolved at the
+/// call site), so that a type error in it, such as a type that is not
+/// `Serialize` or not a `Secret`, is reported at that type.
+fn at_type(field: &Field, tokens: TokenStream) -> TokenStream {
+    respan(tokens, Span::call_site().located_at(field.ty.span()))
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                token = Group::new(group.delimiter(), respan(group.stream(), span)).into();
+            }
+            token.set_span(span);
+            token
+        })
+        .collect()
 }
 
 /// The struct as the user wrote it, without our field attributes; with the
@@ -44,10 +105,10 @@ fn emit_struct(item: &DeriveInput, serde: Option<&syn::Path>) -> TokenStream {
     if let syn::Data::Struct(data) = &mut item.data {
         for field in data.fields.iter_mut() {
             let moved_out = field.attrs.iter().any(|attr| {
-                attr::parse_role(attr).is_some_and(|role| {
+                attr::parse_role(attr).is_some_and(|(role, _)| {
                     !matches!(
                         role,
-                        Ok(attr::RoleAttr::RefreshToken | attr::RoleAttr::AccessToken)
+                        attr::RoleAttr::RefreshToken | attr::RoleAttr::AccessToken
                     )
                 })
             });
@@ -113,19 +174,27 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
     let path_steps = spec.segments.iter().map(|segment| match segment {
         Segment::Literal(text) => quote!(#krate::__private::push_literal(__path, #text);),
         Segment::Param(param) => {
-            let field = input
-                .fields
-                .iter()
-                .find(|f| unraw(f.ident) == *param)
-                .map(|f| f.ident);
-            quote!(#krate::__private::push_segment(__path, &self.#field, #param)?;)
+            match input.fields.iter().find(|f| unraw(f.ident) == *param) {
+                Some(field) => {
+                    let member = field.ident;
+                    at_type(
+                        field,
+                        quote!(#krate::__private::push_segment(__path, &self.#member, #param)?;),
+                    )
+                }
+                // Reported by `valid`.
+                None => TokenStream::new(),
+            }
         }
     });
 
     let query_steps: Vec<_> = fields_with(input, |field| match &field.role {
         Role::Query(name) => {
             let member = field.ident;
-            Some(quote!(#krate::__private::push_query(__query, #name, &self.#member)?;))
+            Some(at_type(
+                field,
+                quote!(#krate::__private::push_query(__query, #name, &self.#member)?;),
+            ))
         }
         _ => None,
     });
@@ -142,10 +211,13 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
     });
 
     let header_steps: Vec<_> = fields_with(input, |field| match &field.role {
-        Role::Header(name) => {
+        Role::Header(Some(name)) => {
             let member = field.ident;
             let name = name.value().to_ascii_lowercase();
-            Some(quote!(#krate::__private::push_header(__headers, #name, &self.#member)?;))
+            Some(at_type(
+                field,
+                quote!(#krate::__private::push_header(__headers, #name, &self.#member)?;),
+            ))
         }
         _ => None,
     });
@@ -178,10 +250,14 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         input.fields.iter().find(|f| role(&f.role)).map(|field| {
             let member = field.ident;
             let method = format_ident!("{}", method);
-            let set = quote_spanned!(field.ty.span()=> #krate::__private::set_secret(&mut self.#member, __token));
+            let field = at_type(
+                field,
+                quote!(let __field: &mut #krate::Secret = &mut self.#member;),
+            );
             quote! {
                 fn #method(&mut self, __token: &#krate::Secret) {
-                    #set
+                    #field
+                    #krate::__private::set_secret(__field, __token)
                 }
             }
         })

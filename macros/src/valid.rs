@@ -5,7 +5,7 @@ use syn::spanned::Spanned;
 use syn::{GenericParam, Ident, LitInt, LitStr, Path, Type};
 
 use crate::ast::{Input, Role, unraw};
-use crate::attr::{Args, Errors};
+use crate::attr::{AUTH_HINT, Args, BODY_HINT, ENVELOPE_HINT, Errors};
 
 /// What the attribute asks for, checked.
 pub struct Spec {
@@ -48,7 +48,6 @@ pub enum Body {
 }
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-const AUTHS: &str = "refresh_bearer, body, bearer, none";
 const ENVELOPES: &str = "plain, code_msg_data, xrpc, clerk, oauth2";
 
 /// Checks the arguments against the struct. `None` when any rule failed;
@@ -58,18 +57,35 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
     check_derives(input, errors);
     check_headers(input, errors);
 
+    if args.tokens.is_empty() {
+        errors.at(
+            Span::call_site(),
+            "#[refresh_endpoint] needs at least `path` and `response`; write `#[refresh_endpoint(path = \"/the/refresh/route\", response = TypeOfTheAnswer)]`",
+        );
+    }
     let segments = match &args.path {
-        Some(path) => parse_path(path, errors),
+        Some(path) => {
+            let (segments, complete) = parse_path(path, errors);
+            check_placeholders(path, &segments, complete, input, errors);
+            segments
+        }
         None => {
-            errors.at(
-                Span::call_site(),
+            missing(
+                &args,
+                "path",
                 "missing key `path`; write `path = \"/the/refresh/route\"`",
+                errors,
             );
             Vec::new()
         }
     };
-    if let Some(path) = &args.path {
-        check_placeholders(path, &segments, input, errors);
+    if args.response.is_none() {
+        missing(
+            &args,
+            "response",
+            "missing key `response`; write `response = TypeOfTheAnswer` (any `Deserialize` type)",
+            errors,
+        );
     }
 
     let method = match args.method {
@@ -85,13 +101,6 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
         None => Envelope::Plain,
     };
     check_auth_fields(args.auth.as_ref(), &auth, input, errors);
-    let response = args.response.or_else(|| {
-        errors.at(
-            Span::call_site(),
-            "missing key `response`; write `response = TypeOfTheAnswer` (any `Deserialize` type)",
-        );
-        None
-    });
     let body = check_body(args.body.as_ref(), &method, input, errors);
 
     let krate = args
@@ -102,17 +111,26 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
         method,
         auth,
         envelope,
-        response: response?,
+        response: args.response?,
         body,
         krate,
     })
 }
 
+/// A missing key is reported over the arguments that were given. A bare
+/// `#[refresh_endpoint]` has its own error, and a key whose value did not
+/// parse is not missing.
+fn missing(args: &Args, key: &str, message: &str, errors: &mut Errors) {
+    if !args.tokens.is_empty() && !args.written.iter().any(|k| k == key) {
+        errors.spanned(&args.tokens, message);
+    }
+}
+
 fn check_generics(input: &Input, errors: &mut Errors) {
     for param in &input.item.generics.params {
         if let GenericParam::Const(param) = param {
-            errors.at(
-                param.const_token.span,
+            errors.spanned(
+                param,
                 "#[refresh_endpoint] does not support const generic parameters; use a type parameter or a field",
             );
         }
@@ -127,8 +145,8 @@ fn check_derives(input: &Input, errors: &mut Errors) {
         }
         let _ = attr.parse_nested_meta(|meta| {
             if meta.path.segments.last().is_some_and(|s| s.ident == "Serialize") {
-                errors.at(
-                    meta.path.span(),
+                errors.spanned(
+                    &meta.path,
                     "#[refresh_endpoint] derives `Serialize` for the request itself; remove `Serialize` from this derive",
                 );
             }
@@ -140,7 +158,7 @@ fn check_derives(input: &Input, errors: &mut Errors) {
 /// Header names are HTTP tokens.
 fn check_headers(input: &Input, errors: &mut Errors) {
     for field in &input.fields {
-        if let Role::Header(name) = &field.role {
+        if let Role::Header(Some(name)) = &field.role {
             let text = name.value();
             let valid = !text.is_empty()
                 && text
@@ -156,10 +174,13 @@ fn check_headers(input: &Input, errors: &mut Errors) {
     }
 }
 
-/// Splits `/a/{b}/c` into literals and placeholders.
-fn parse_path(lit: &LitStr, errors: &mut Errors) -> Vec<Segment> {
+/// Splits `/a/{b}/c` into literals and placeholders; `false` when a brace
+/// is unmatched or a placeholder malformed, so that which fields the path
+/// uses is unknown.
+fn parse_path(lit: &LitStr, errors: &mut Errors) -> (Vec<Segment>, bool) {
     let text = lit.value();
     let mut segments = Vec::new();
+    let mut complete = true;
     if !text.starts_with('/') {
         errors.at(
             lit.span(),
@@ -184,7 +205,7 @@ fn parse_path(lit: &LitStr, errors: &mut Errors) -> Vec<Segment> {
                     lit.span(),
                     "unmatched `}` in the path; placeholders are written `{name}`",
                 );
-                return segments;
+                return (segments, false);
             }
             Some(at) => {
                 if at > 0 {
@@ -199,24 +220,40 @@ fn parse_path(lit: &LitStr, errors: &mut Errors) -> Vec<Segment> {
                         lit.span(),
                         "unclosed `{` in the path; placeholders are written `{name}`",
                     );
-                    return segments;
+                    return (segments, false);
                 };
                 let name = &after[..end];
-                if syn::parse_str::<Ident>(name).is_err() {
+                if !is_field_name(name) {
                     errors.at(
                         lit.span(),
                         format!("`{{{name}}}` is not a placeholder; write `{{field_name}}` with the name of a #[path] field"),
                     );
+                    complete = false;
+                } else {
+                    segments.push(Segment::Param(name.to_owned()));
                 }
-                segments.push(Segment::Param(name.to_owned()));
                 rest = &after[end + 1..];
             }
         }
     }
-    segments
+    (segments, complete)
 }
 
-fn check_placeholders(lit: &LitStr, segments: &[Segment], input: &Input, errors: &mut Errors) {
+/// A field's name as a placeholder writes it: `{type}` for `r#type`.
+fn is_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+        && name != "_"
+}
+
+fn check_placeholders(
+    lit: &LitStr,
+    segments: &[Segment],
+    complete: bool,
+    input: &Input,
+    errors: &mut Errors,
+) {
     let params: Vec<&str> = segments
         .iter()
         .filter_map(|s| match s {
@@ -236,10 +273,13 @@ fn check_placeholders(lit: &LitStr, segments: &[Segment], input: &Input, errors:
             );
         }
     }
+    if !complete {
+        return;
+    }
     for field in &input.fields {
         if matches!(field.role, Role::Path) && !params.contains(&unraw(field.ident).as_str()) {
-            errors.at(
-                field.role_span,
+            errors.spanned(
+                field.role_site(),
                 format!(
                     "field `{}` is marked #[path] but the path has no `{{{}}}`; add the placeholder to `path` or remove #[path]",
                     field.ident,
@@ -270,24 +310,31 @@ fn check_auth(path: &Path, errors: &mut Errors) -> Auth {
         Some("bearer") => Auth::ClientBearer,
         Some("none") => Auth::None,
         Some(other) => {
-            errors.at(
-                path.span(),
-                format!("unknown auth `{other}`; write one of {AUTHS}, or the path to your own type implementing `refresh_endpoint::auth::Auth`"),
-            );
+            errors.at(path.span(), format!("unknown auth `{other}`; {AUTH_HINT}"));
             Auth::None
         }
         None => Auth::Custom(path.clone()),
     }
 }
 
-fn check_envelope(path: Path, success: Option<LitInt>, errors: &mut Errors) -> Envelope {
+fn check_envelope(path: Path, success: Option<(Span, LitInt)>, errors: &mut Errors) -> Envelope {
     let name = single_lowercase_ident(&path);
-    if let Some(success) = &success {
-        if name.as_deref() != Some("code_msg_data") {
-            errors.at(
-                success.span(),
-                "only `code_msg_data` takes a success code; write `envelope = code_msg_data(success = 0)`",
-            );
+    let (options, success) = match success {
+        Some((span, code)) => (Some(span), Some(code)),
+        None => (None, None),
+    };
+    if let Some(options) = options {
+        match name.as_deref() {
+            Some("code_msg_data") => {}
+            Some(known) if ENVELOPES.split(", ").any(|e| e == known) => errors.at(
+                options,
+                format!("only `code_msg_data` takes a success code; write `envelope = {known}`"),
+            ),
+            Some(_) => {}
+            None => errors.at(
+                options,
+                "only `code_msg_data` takes a success code; remove these parentheses",
+            ),
         }
     }
     match name.as_deref() {
@@ -299,12 +346,17 @@ fn check_envelope(path: Path, success: Option<LitInt>, errors: &mut Errors) -> E
         Some(other) => {
             errors.at(
                 path.span(),
-                format!("unknown envelope `{other}`; write one of {ENVELOPES}, or the path to your own type implementing `refresh_endpoint::envelope::Envelope`"),
+                format!("unknown envelope `{other}`; {ENVELOPE_HINT}"),
             );
             Envelope::Plain
         }
         None => Envelope::Custom(path),
     }
+}
+
+/// Whether `auth = path` or `envelope = path` names a type of the user's.
+pub fn is_custom(path: &Path) -> bool {
+    single_lowercase_ident(path).is_none()
 }
 
 /// `Some(name)` for a one-word path starting with a lowercase letter (a
@@ -323,8 +375,8 @@ fn check_auth_fields(auth_key: Option<&Path>, auth: &Auth, input: &Input, errors
         .filter(|f| matches!(f.role, Role::RefreshToken));
     let first = tokens.next();
     for extra in tokens {
-        errors.at(
-            extra.role_span,
+        errors.spanned(
+            extra.role_site(),
             "only one field can be #[refresh_token]; remove this one",
         );
     }
@@ -334,8 +386,8 @@ fn check_auth_fields(auth_key: Option<&Path>, auth: &Auth, input: &Input, errors
         .filter(|f| matches!(f.role, Role::AccessToken));
     access.next();
     for extra in access {
-        errors.at(
-            extra.role_span,
+        errors.spanned(
+            extra.role_site(),
             "only one field can be #[access_token]; remove this one",
         );
     }
@@ -347,14 +399,22 @@ fn check_auth_fields(auth_key: Option<&Path>, auth: &Auth, input: &Input, errors
                 "`auth = body` needs a field that carries the refresh token; mark it: `#[refresh_token] refresh_token: Secret`",
             );
         }
-        (Auth::RefreshBearer, Some(field)) => errors.at(
-            field.role_span,
+        (Auth::RefreshBearer, Some(field)) => errors.spanned(
+            field.role_site(),
             "`auth = refresh_bearer` sends the refresh token as a bearer header, so no field carries it; remove #[refresh_token], or use `auth = body`",
         ),
-        (Auth::None, Some(field)) => errors.at(
-            field.role_span,
-            "#[refresh_token] puts a token in the body, but `auth` is `none`; write `auth = body`",
-        ),
+        (Auth::None, Some(field)) => match auth_key {
+            Some(key) if key.is_ident("none") => errors.spanned(
+                field.role_site(),
+                "#[refresh_token] puts the refresh token in the body, but `auth` is `none`; write `auth = body`",
+            ),
+            // An unknown auth, already reported.
+            Some(_) => {}
+            None => errors.spanned(
+                field.role_site(),
+                "#[refresh_token] puts the refresh token in the body, which needs `auth = body`; add it to #[refresh_endpoint(...)]",
+            ),
+        },
         _ => {}
     }
 }
@@ -370,7 +430,7 @@ fn check_body(key: Option<&Ident>, method: &Ident, input: &Input, errors: &mut E
         Some(other) => {
             errors.at(
                 key.map_or_else(Span::call_site, Ident::span),
-                format!("unknown body `{other}`; write one of json, form, none"),
+                format!("unknown body `{other}`; {BODY_HINT}"),
             );
             return Body::Json;
         }
@@ -396,7 +456,7 @@ fn check_body(key: Option<&Ident>, method: &Ident, input: &Input, errors: &mut E
         if body == Body::Form {
             if let Some(flatten) = field.flatten {
                 errors.at(
-                    flatten.span(),
+                    flatten,
                     "`body = form` sends flat `key=value` pairs and cannot flatten a struct; list its fields here or use `body = json`",
                 );
             } else if is_nested(field.ty) {

@@ -33,6 +33,8 @@ pub mod envelope;
 pub mod error;
 pub mod providers;
 mod secret;
+pub mod store;
+pub mod tokens;
 
 #[doc(hidden)]
 pub mod __private;

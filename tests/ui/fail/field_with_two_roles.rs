@@ -1,0 +1,13 @@
+use refresh_endpoint::providers::cloudreve::Token;
+use refresh_endpoint::refresh_endpoint;
+
+#[refresh_endpoint(path = "/sessions/{session}/refresh", response = Token)]
+struct Refresh {
+    #[path]
+    #[query]
+    session: String,
+}
+
+fn main() {
+    let _ = Refresh { session: String::new() };
+}

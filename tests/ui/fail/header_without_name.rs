@@ -1,0 +1,12 @@
+use refresh_endpoint::providers::cloudreve::Token;
+use refresh_endpoint::refresh_endpoint;
+
+#[refresh_endpoint(path = "/session/refresh", response = Token)]
+struct Refresh {
+    #[header]
+    api_version: String,
+}
+
+fn main() {
+    let _ = Refresh { api_version: String::new() };
+}

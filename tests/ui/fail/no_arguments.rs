@@ -1,0 +1,8 @@
+use refresh_endpoint::refresh_endpoint;
+
+#[refresh_endpoint]
+struct Refresh;
+
+fn main() {
+    let _ = Refresh;
+}

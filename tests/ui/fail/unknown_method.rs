@@ -1,0 +1,9 @@
+use refresh_endpoint::providers::cloudreve::Token;
+use refresh_endpoint::refresh_endpoint;
+
+#[refresh_endpoint(path = "/session/refresh", method = FETCH, response = Token)]
+struct Refresh;
+
+fn main() {
+    let _ = Refresh;
+}
