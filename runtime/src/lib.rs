@@ -32,7 +32,9 @@ pub mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod providers;
+pub mod retry;
 mod secret;
+pub mod session;
 pub mod store;
 pub mod tokens;
 

@@ -1,0 +1,426 @@
+//! [`Session`]: keeps an access token fresh with a declared refresh endpoint.
+//!
+//! - **Lock-free reads.** [`Session::access_token`] loads the current state
+//!   through an atomic pointer; no lock is taken while the token is fresh.
+//! - **Proactive refresh** when the access token is within the skew window of
+//!   its expiry (the provider's expiry field, else the JWT `exp` claim, else
+//!   never); **reactive refresh** when an [`Session::authorized`] call comes
+//!   back "access token expired", replayed once.
+//! - **Single-flight.** However many callers need a refresh, one request is
+//!   sent; it runs in its own task, so a caller that gives up (its future
+//!   dropped) cannot cancel it or leave it half-applied.
+//! - **Rotation.** A new refresh token is saved to the [`Store`] (compare-and-
+//!   swap) before any caller is handed the new access token.
+//! - **Failures.** Retryable ones are retried with backoff and keep the
+//!   tokens; terminal ones sign the session out, clear the store and release
+//!   every waiter with [`Error::SignInAgain`].
+
+mod refresh;
+mod state;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_util::future::{BoxFuture, Shared};
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::envelope::{Envelope, RawResponse};
+use crate::retry::RetryPolicy;
+use crate::store::{MemoryStore, Saved, Store};
+use crate::tokens::{IntoTokens, Tokens};
+use crate::{ApiError, Client, Endpoint, Error, Secret};
+
+use state::{Active, Kind, State};
+
+/// The default skew: refresh this long before the access token expires.
+pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(120);
+/// The default jitter added to the skew, so replicas do not refresh in step.
+pub const DEFAULT_REFRESH_JITTER: Duration = Duration::from_secs(30);
+
+/// Whether a session can still be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// It holds tokens.
+    Active,
+    /// The refresh token is dead; the user has to sign in again. Holds the
+    /// provider's reason, when it gave one.
+    SignedOut(Option<ApiError>),
+}
+
+/// Endpoints a session can refresh with: cloneable, shareable, and answering
+/// with tokens.
+pub trait RefreshEndpoint:
+    Endpoint<Response: IntoTokens + Send> + Clone + Send + Sync + 'static
+{
+}
+
+impl<E> RefreshEndpoint for E where
+    E: Endpoint<Response: IntoTokens + Send> + Clone + Send + Sync + 'static
+{
+}
+
+/// Keeps one account's tokens fresh. Cheap to clone; clones share everything.
+///
+/// ```no_run
+/// use refresh_endpoint::providers::atproto::AtpSession;
+/// use refresh_endpoint::session::Session;
+/// use refresh_endpoint::store::FileStore;
+/// use refresh_endpoint::{Client, refresh_endpoint, tokens::Tokens};
+///
+/// #[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
+///                    auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
+/// #[derive(Clone)]
+/// struct RefreshSession;
+///
+/// # async fn run(saved: Tokens) -> Result<(), refresh_endpoint::Error> {
+/// let client = Client::new("https://bsky.social")?;
+/// let session = Session::builder(client.clone(), RefreshSession)
+///     .tokens(saved)
+///     .store(FileStore::new("session.json"))
+///     .build()
+///     .await?;
+/// let token = session.access_token().await?; // refreshed first if needed
+/// let me = session
+///     .authorized(client.http().get("https://bsky.social/xrpc/com.atproto.server.getSession"))
+///     .send()
+///     .await?; // refreshed and replayed once if the token had expired
+/// # let _ = (token, me); Ok(()) }
+/// ```
+pub struct Session<E: RefreshEndpoint> {
+    inner: Arc<Inner<E>>,
+}
+
+impl<E: RefreshEndpoint> Clone for Session<E> {
+    fn clone(&self) -> Self {
+        Session {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Result<(), Error>>>;
+
+struct Inner<E> {
+    client: Client,
+    endpoint: E,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    skew: Duration,
+    jitter: Duration,
+    retry: RetryPolicy,
+    /// How long to wait before another proactive attempt after one failed.
+    cooldown: Duration,
+    state: ArcSwap<State>,
+    flight: Mutex<Option<Flight>>,
+    status: watch::Sender<Status>,
+}
+
+impl<E: RefreshEndpoint> Session<E> {
+    /// Starts building a session that refreshes with `endpoint` through `client`.
+    pub fn builder(client: Client, endpoint: E) -> SessionBuilder<E> {
+        SessionBuilder {
+            client,
+            endpoint,
+            tokens: None,
+            store: None,
+            clock: Arc::new(SystemClock),
+            skew: DEFAULT_REFRESH_SKEW,
+            jitter: DEFAULT_REFRESH_JITTER,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// A valid access token: the current one, or a refreshed one when it is
+    /// expired or about to expire. Fails with [`Error::SignInAgain`] once the
+    /// session is signed out; with a retryable error when a needed refresh
+    /// failed after its retries (the tokens are kept for the next call).
+    pub async fn access_token(&self) -> Result<Secret, Error> {
+        match self.fresh_token() {
+            Some(token) => Ok(token),
+            None => self.access_token_slow().await,
+        }
+    }
+
+    /// The hot path: no lock, no allocation but the token's reference count.
+    fn fresh_token(&self) -> Option<Secret> {
+        let state = self.inner.state.load();
+        match &state.kind {
+            Kind::Active(active) if active.is_fresh(self.inner.clock.now()) => {
+                Some(active.tokens.access_token.clone())
+            }
+            _ => None,
+        }
+    }
+
+    async fn access_token_slow(&self) -> Result<Secret, Error> {
+        let state = self.inner.state.load_full();
+        let active = match &state.kind {
+            Kind::SignedOut(reason) => return Err(Error::SignInAgain(reason.clone())),
+            Kind::Active(active) => active,
+        };
+        let now = self.inner.clock.now();
+        if active.is_fresh(now) {
+            return Ok(active.tokens.access_token.clone());
+        }
+        let usable = active.is_usable(now);
+        if usable && active.retry_not_before.is_some_and(|at| now < at) {
+            return Ok(active.tokens.access_token.clone());
+        }
+        if let Err(error) = self.refresh_from(state.generation).await {
+            if usable && !error.is_terminal() {
+                tracing::warn!(endpoint = E::NAME, %error, "proactive refresh failed; the current access token is still valid");
+                return Ok(active.tokens.access_token.clone());
+            }
+            return Err(error);
+        }
+        self.current_token()
+    }
+
+    /// The token in the state as it is now, without refreshing.
+    fn current_token(&self) -> Result<Secret, Error> {
+        match &self.inner.state.load().kind {
+            Kind::Active(active) if active.unsaved.is_none() => {
+                Ok(active.tokens.access_token.clone())
+            }
+            Kind::Active(_) => Err(Error::Store {
+                message: "the refreshed tokens could not be saved yet".into(),
+                retryable: true,
+            }),
+            Kind::SignedOut(reason) => Err(Error::SignInAgain(reason.clone())),
+        }
+    }
+
+    /// Refreshes now, whatever the expiry says (joining a refresh already
+    /// under way), and returns the new access token.
+    pub async fn refresh(&self) -> Result<Secret, Error> {
+        let generation = self.inner.state.load().generation;
+        self.refresh_from(generation).await?;
+        self.current_token()
+    }
+
+    /// Refreshes unless the state has moved past `seen` already; at most one
+    /// refresh runs at a time and every caller awaits the same one.
+    async fn refresh_from(&self, seen: u64) -> Result<(), Error> {
+        let flight = {
+            let mut slot = self.inner.flight.lock().unwrap_or_else(|p| p.into_inner());
+            if self.inner.state.load().generation != seen {
+                return Ok(());
+            }
+            match &*slot {
+                Some(flight) => flight.clone(),
+                None => {
+                    let flight = refresh::spawn(Arc::clone(&self.inner));
+                    *slot = Some(flight.clone());
+                    flight
+                }
+            }
+        };
+        flight.await
+    }
+
+    /// Refreshes after the provider rejected `used` as expired, unless the
+    /// session has moved on to another token already.
+    async fn refresh_after_rejection(&self, used: &Secret) -> Result<(), Error> {
+        let state = self.inner.state.load_full();
+        match &state.kind {
+            Kind::Active(active) if &active.tokens.access_token == used => {
+                self.refresh_from(state.generation).await
+            }
+            Kind::Active(_) => Ok(()),
+            Kind::SignedOut(reason) => Err(Error::SignInAgain(reason.clone())),
+        }
+    }
+
+    /// Wraps a request to the provider's API: the access token is added as
+    /// `Authorization: Bearer`, and if the answer says it expired, the
+    /// session refreshes and the request is replayed once.
+    pub fn authorized(&self, request: reqwest::RequestBuilder) -> Authorized<'_, E> {
+        Authorized {
+            session: self,
+            request,
+        }
+    }
+
+    /// The current tokens, or `None` once signed out.
+    pub fn tokens(&self) -> Option<Tokens> {
+        match &self.inner.state.load().kind {
+            Kind::Active(active) => Some(active.tokens.clone()),
+            Kind::SignedOut(_) => None,
+        }
+    }
+
+    /// Whether the session is active or signed out.
+    pub fn status(&self) -> Status {
+        self.inner.status.borrow().clone()
+    }
+
+    /// A receiver told of every status change, for an application that must
+    /// know when the user has to sign in again.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.inner.status.subscribe()
+    }
+
+    /// The client the session refreshes through.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+}
+
+impl<E: RefreshEndpoint> fmt::Debug for Session<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("endpoint", &E::NAME)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request that [`Session::authorized`] will send with the access token.
+#[must_use = "call .send().await"]
+pub struct Authorized<'s, E: RefreshEndpoint> {
+    session: &'s Session<E>,
+    request: reqwest::RequestBuilder,
+}
+
+impl<E: RefreshEndpoint> Authorized<'_, E> {
+    /// Sends the request and reads the whole response (within the client's
+    /// size cap). If the response says the access token expired (per the
+    /// endpoint's envelope), refreshes once and replays the request once; the
+    /// replay's answer is returned whatever it is. A request whose body
+    /// cannot be cloned (a stream) is not replayed.
+    pub async fn send(self) -> Result<RawResponse, Error> {
+        let session = self.session;
+        let token = session.access_token().await?;
+        let replay = self.request.try_clone();
+        let response = session.send_with(self.request, &token).await?;
+        if !E::Envelope::access_token_expired(&response) {
+            return Ok(response);
+        }
+        let Some(replay) = replay else {
+            return Ok(response);
+        };
+        tracing::debug!(
+            endpoint = E::NAME,
+            "access token rejected as expired; refreshing and replaying once"
+        );
+        session.refresh_after_rejection(&token).await?;
+        let token = session.current_token()?;
+        session.send_with(replay, &token).await
+    }
+}
+
+impl<E: RefreshEndpoint> Session<E> {
+    async fn send_with(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: &Secret,
+    ) -> Result<RawResponse, Error> {
+        let mut request = request.build().map_err(|e| {
+            Error::Invalid(format!(
+                "the request could not be built: {}",
+                e.without_url()
+            ))
+        })?;
+        request.headers_mut().insert(
+            reqwest::header::AUTHORIZATION,
+            crate::auth::bearer_value(token)?,
+        );
+        self.inner.client.fetch("authorized", request).await
+    }
+}
+
+/// Builds a [`Session`]; see [`Session::builder`].
+#[must_use]
+pub struct SessionBuilder<E> {
+    client: Client,
+    endpoint: E,
+    tokens: Option<Tokens>,
+    store: Option<Arc<dyn Store>>,
+    clock: Arc<dyn Clock>,
+    skew: Duration,
+    jitter: Duration,
+    retry: RetryPolicy,
+}
+
+impl<E: RefreshEndpoint> SessionBuilder<E> {
+    /// The tokens to start from, when the store holds none (a store that
+    /// holds tokens wins: they may have been rotated since).
+    pub fn tokens(mut self, tokens: Tokens) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Where tokens are saved. Default: a new [`MemoryStore`].
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Where tokens are saved, shared.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock (tests pass a [`ManualClock`](crate::clock::ManualClock)).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Refresh this long before the access token expires. Default 120 s.
+    pub fn refresh_skew(mut self, skew: Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// Add up to this much to the skew, at random per token. Default 30 s.
+    pub fn refresh_jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// How failed refreshes are retried.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Loads the store (or saves the given tokens to it) and starts the
+    /// session. Fails with [`Error::SignInAgain`] when there are no tokens.
+    pub async fn build(self) -> Result<Session<E>, Error> {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let tokens = match (store.load().await?, self.tokens) {
+            (Some(stored), _) => stored,
+            (None, Some(given)) => match store.save(None, &given).await? {
+                Saved::Written => given,
+                Saved::Conflict(Some(stored)) => stored,
+                Saved::Conflict(None) => given,
+            },
+            (None, None) => return Err(Error::SignInAgain(None)),
+        };
+        let (status, _) = watch::channel(Status::Active);
+        Ok(Session {
+            inner: Arc::new(Inner {
+                client: self.client,
+                endpoint: self.endpoint,
+                store,
+                clock: self.clock,
+                skew: self.skew,
+                jitter: self.jitter,
+                retry: self.retry,
+                cooldown: Duration::from_secs(5),
+                state: ArcSwap::from_pointee(State {
+                    generation: 0,
+                    kind: Kind::Active(Active::new(tokens, self.skew, self.jitter)),
+                }),
+                flight: Mutex::new(None),
+                status,
+            }),
+        })
+    }
+}

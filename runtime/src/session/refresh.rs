@@ -1,0 +1,207 @@
+//! The one refresh in flight: call the endpoint, retry what may pass, save
+//! before publishing, sign out on a dead refresh token.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::FutureExt;
+use tracing::Instrument;
+
+use super::state::{Active, Kind, State};
+use super::{Flight, Inner, RefreshEndpoint, Status};
+use crate::store::Saved;
+use crate::tokens::{IntoTokens, Tokens};
+use crate::{ApiError, Error, Secret};
+
+/// Starts the refresh in its own task and returns a future every caller can
+/// await. Dropping callers does not cancel the task; a panic in it becomes
+/// an error for the callers and leaves the previous state in place.
+pub(super) fn spawn<E: RefreshEndpoint>(inner: Arc<Inner<E>>) -> Flight {
+    let task = tokio::spawn(async move {
+        let _clear = ClearFlight(&inner);
+        run(&inner).await
+    });
+    async move {
+        task.await.unwrap_or_else(|error| {
+            Err(Error::Invalid(format!("the refresh task failed: {error}")))
+        })
+    }
+    .boxed()
+    .shared()
+}
+
+/// Empties the flight slot when the task ends, also by panic.
+struct ClearFlight<'a, E>(&'a Inner<E>);
+
+impl<E> Drop for ClearFlight<'_, E> {
+    fn drop(&mut self) {
+        *self.0.flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+async fn run<E: RefreshEndpoint>(inner: &Inner<E>) -> Result<(), Error> {
+    let span = tracing::info_span!(
+        "refresh_endpoint.refresh",
+        endpoint = E::NAME,
+        attempts = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let result = refresh(inner, &span).instrument(span.clone()).await;
+    span.record("duration_ms", started.elapsed().as_millis() as u64);
+    let outcome = match &result {
+        Ok(()) => "refreshed",
+        Err(error) if error.is_terminal() => "signed_out",
+        Err(error) if error.is_retryable() => "failed_retryable",
+        Err(_) => "failed",
+    };
+    span.record("outcome", outcome);
+    match &result {
+        Ok(()) => tracing::info!(parent: &span, "session refreshed"),
+        Err(error) => tracing::warn!(parent: &span, %error, "session refresh failed"),
+    }
+    result
+}
+
+async fn refresh<E: RefreshEndpoint>(inner: &Inner<E>, span: &tracing::Span) -> Result<(), Error> {
+    let state = inner.state.load_full();
+    let active = match &state.kind {
+        Kind::SignedOut(reason) => return Err(Error::SignInAgain(reason.clone())),
+        Kind::Active(active) => active,
+    };
+    if let Some(expected) = &active.unsaved {
+        // A refresh succeeded but its tokens are not stored yet: store them
+        // first, never refresh again with a token the store does not know.
+        return save_and_publish(inner, expected.as_ref(), active.tokens.clone()).await;
+    }
+    let mut tokens = active.tokens.clone();
+    // Another session on the same store may have refreshed already.
+    if let Some(stored) = inner.store.load().await? {
+        if stored.refresh_token != tokens.refresh_token {
+            let adopted = Active::new(stored.clone(), inner.skew, inner.jitter);
+            if adopted.is_fresh(inner.clock.now()) {
+                tracing::debug!(parent: span, "adopted tokens refreshed elsewhere");
+                publish(inner, Kind::Active(adopted));
+                return Ok(());
+            }
+            tokens = stored;
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        span.record("attempts", attempt);
+        let mut endpoint = inner.endpoint.clone();
+        endpoint.set_refresh_token(&tokens.refresh_token);
+        endpoint.set_access_token(&tokens.access_token);
+        let result = inner
+            .client
+            .send(&endpoint, Some(&tokens.refresh_token))
+            .await
+            .and_then(|response| response.into_tokens(inner.clock.now()));
+        match result {
+            Ok(issued) => {
+                let next = issued.into_tokens(&tokens);
+                return save_and_publish(inner, Some(&tokens.refresh_token), next).await;
+            }
+            Err(error) if error.is_terminal() => {
+                sign_out(inner, &tokens.refresh_token, error.api().cloned()).await;
+                return Err(error);
+            }
+            Err(error) if error.is_retryable() && attempt < inner.retry.max_attempts => {
+                let delay = inner.retry.delay(attempt, error.retry_after());
+                tracing::debug!(parent: span, attempt, %error, delay_ms = delay.as_millis() as u64, "retrying refresh");
+                inner.clock.sleep(delay).await;
+            }
+            Err(error) => {
+                note_failure(inner);
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Saves `next` (compare-and-swap against `expected`) and only then
+/// publishes it. If the store keeps failing, the tokens stay in memory
+/// marked unsaved, so a rotated refresh token is never lost.
+async fn save_and_publish<E: RefreshEndpoint>(
+    inner: &Inner<E>,
+    expected: Option<&Secret>,
+    next: Tokens,
+) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match inner.store.save(expected, &next).await {
+            Ok(Saved::Written) => {
+                publish(
+                    inner,
+                    Kind::Active(Active::new(next, inner.skew, inner.jitter)),
+                );
+                return Ok(());
+            }
+            Ok(Saved::Conflict(Some(stored))) => {
+                tracing::debug!("the store holds newer tokens; using them");
+                publish(
+                    inner,
+                    Kind::Active(Active::new(stored, inner.skew, inner.jitter)),
+                );
+                return Ok(());
+            }
+            Ok(Saved::Conflict(None)) if expected.is_some() => {
+                // Cleared meanwhile (signed out elsewhere): these tokens are
+                // newer than that sign-out, keep them.
+                return Box::pin(save_and_publish(inner, None, next)).await;
+            }
+            Ok(Saved::Conflict(None)) => return unreachable_conflict(),
+            Err(error) if error.is_retryable() && attempt < inner.retry.max_attempts => {
+                inner.clock.sleep(inner.retry.delay(attempt, None)).await;
+            }
+            Err(error) => {
+                let mut active = Active::new(next, inner.skew, inner.jitter);
+                active.unsaved = Some(expected.cloned());
+                publish(inner, Kind::Active(active));
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// A store answering "conflict, empty" to a write that expected it empty
+/// breaks the `Store` contract; treat it as a retryable store failure.
+fn unreachable_conflict() -> Result<(), Error> {
+    Err(Error::Store {
+        message: "the store reported a conflict on an empty slot".into(),
+        retryable: true,
+    })
+}
+
+async fn sign_out<E: RefreshEndpoint>(inner: &Inner<E>, dead: &Secret, reason: Option<ApiError>) {
+    if let Err(error) = inner.store.clear(dead).await {
+        tracing::warn!(%error, "could not clear the store after sign-out");
+    }
+    publish(inner, Kind::SignedOut(reason.clone()));
+    inner.status.send_replace(Status::SignedOut(reason));
+}
+
+/// After a failed refresh, hold off proactive attempts for a while.
+fn note_failure<E: RefreshEndpoint>(inner: &Inner<E>) {
+    let state = inner.state.load();
+    if let Kind::Active(active) = &state.kind {
+        let mut next = Active::new(active.tokens.clone(), inner.skew, inner.jitter);
+        next.refresh_at = active.refresh_at;
+        next.unsaved = active.unsaved.clone();
+        next.retry_not_before = Some(inner.clock.now() + inner.cooldown);
+        // Same generation: nothing was refreshed, waiters must not assume so.
+        inner.state.store(Arc::new(State {
+            generation: state.generation,
+            kind: Kind::Active(next),
+        }));
+    }
+}
+
+fn publish<E>(inner: &Inner<E>, kind: Kind) {
+    let generation = inner.state.load().generation + 1;
+    inner.state.store(Arc::new(State { generation, kind }));
+}
