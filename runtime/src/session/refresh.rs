@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::state::{Active, Kind, State};
 use super::{Flight, Inner, RefreshEndpoint, Status};
-use crate::store::Saved;
+use crate::store::{Lease, Saved};
 use crate::tokens::{IntoTokens, Tokens};
 use crate::{ApiError, Error, Secret};
 
@@ -75,8 +75,28 @@ async fn refresh<E: RefreshEndpoint>(inner: &Inner<E>, span: &tracing::Span) -> 
         // first, never refresh again with a token the store does not know.
         return save_and_publish(inner, expected.as_ref(), active.tokens.clone()).await;
     }
-    let mut tokens = active.tokens.clone();
-    // Another session on the same store may have refreshed already.
+    let guard = match inner.store.lease(&active.tokens).await? {
+        Lease::Refreshed(stored) => {
+            tracing::debug!(parent: span, "another process refreshed; using its tokens");
+            publish(
+                inner,
+                Kind::Active(Active::new(stored, inner.skew, inner.jitter)),
+            );
+            return Ok(());
+        }
+        Lease::Acquired(guard) => guard,
+    };
+    let result = refresh_holding_lease(inner, active.tokens.clone(), span).await;
+    guard.release().await;
+    result
+}
+
+async fn refresh_holding_lease<E: RefreshEndpoint>(
+    inner: &Inner<E>,
+    mut tokens: Tokens,
+    span: &tracing::Span,
+) -> Result<(), Error> {
+    // Another session or process on the same store may have refreshed already.
     if let Some(stored) = inner.store.load().await? {
         if stored.refresh_token != tokens.refresh_token {
             let adopted = Active::new(stored.clone(), inner.skew, inner.jitter);

@@ -9,7 +9,7 @@ mod memory;
 pub use file::FileStore;
 pub use memory::MemoryStore;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 
 use crate::tokens::Tokens;
 use crate::{Error, Secret};
@@ -44,4 +44,48 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the tokens if the stored refresh token is still `expected`
     /// (a newer session written by another process is kept).
     fn clear<'a>(&'a self, expected: &'a Secret) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Takes the right to refresh `current` across every process that shares
+    /// this store. A store used by one process grants it at once (the session
+    /// already runs one refresh at a time); a shared store waits while
+    /// another process holds it and answers [`Lease::Refreshed`] when that
+    /// process stored newer tokens meanwhile.
+    fn lease<'a>(&'a self, current: &'a Tokens) -> BoxFuture<'a, Result<Lease, Error>> {
+        let _ = current;
+        async { Ok(Lease::Acquired(Box::new(LocalLease))) }.boxed()
+    }
+}
+
+/// The answer of [`Store::lease`].
+pub enum Lease {
+    /// This process may refresh; it releases the guard once the result is saved.
+    Acquired(Box<dyn LeaseGuard>),
+    /// Another process refreshed while this one waited: the stored tokens.
+    Refreshed(Tokens),
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lease::Acquired(_) => f.write_str("Lease::Acquired"),
+            Lease::Refreshed(tokens) => f.debug_tuple("Lease::Refreshed").field(tokens).finish(),
+        }
+    }
+}
+
+/// Held while this process refreshes; see [`Store::lease`].
+pub trait LeaseGuard: Send {
+    /// Gives the lease up. A holder that dies without releasing loses the
+    /// lease when it expires.
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// The lease of a store that only one process uses: nothing to hold.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalLease;
+
+impl LeaseGuard for LocalLease {
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()> {
+        async {}.boxed()
+    }
 }
