@@ -372,7 +372,8 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
         self
     }
 
-    /// Refresh this long before the access token expires. Default 120 s.
+    /// Refresh this long before the access token expires. Default 120 s,
+    /// and never more than half the lifetime a token has left when received.
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.skew = skew;
         self
@@ -404,6 +405,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
             (None, None) => return Err(Error::SignInAgain(None)),
         };
         let (status, _) = watch::channel(Status::Active);
+        let now = self.clock.now();
         Ok(Session {
             inner: Arc::new(Inner {
                 client: self.client,
@@ -416,7 +418,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
                 cooldown: Duration::from_secs(5),
                 state: ArcSwap::from_pointee(State {
                     generation: 0,
-                    kind: Kind::Active(Active::new(tokens, self.skew, self.jitter)),
+                    kind: Kind::Active(Active::new(tokens, self.skew, self.jitter, now)),
                 }),
                 flight: Mutex::new(None),
                 status,

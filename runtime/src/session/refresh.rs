@@ -80,7 +80,12 @@ async fn refresh<E: RefreshEndpoint>(inner: &Inner<E>, span: &tracing::Span) -> 
             tracing::debug!(parent: span, "another process refreshed; using its tokens");
             publish(
                 inner,
-                Kind::Active(Active::new(stored, inner.skew, inner.jitter)),
+                Kind::Active(Active::new(
+                    stored,
+                    inner.skew,
+                    inner.jitter,
+                    inner.clock.now(),
+                )),
             );
             return Ok(());
         }
@@ -99,7 +104,7 @@ async fn refresh_holding_lease<E: RefreshEndpoint>(
     // Another session or process on the same store may have refreshed already.
     if let Some(stored) = inner.store.load().await? {
         if stored.refresh_token != tokens.refresh_token {
-            let adopted = Active::new(stored.clone(), inner.skew, inner.jitter);
+            let adopted = Active::new(stored.clone(), inner.skew, inner.jitter, inner.clock.now());
             if adopted.is_fresh(inner.clock.now()) {
                 tracing::debug!(parent: span, "adopted tokens refreshed elsewhere");
                 publish(inner, Kind::Active(adopted));
@@ -157,7 +162,12 @@ async fn save_and_publish<E: RefreshEndpoint>(
             Ok(Saved::Written) => {
                 publish(
                     inner,
-                    Kind::Active(Active::new(next, inner.skew, inner.jitter)),
+                    Kind::Active(Active::new(
+                        next,
+                        inner.skew,
+                        inner.jitter,
+                        inner.clock.now(),
+                    )),
                 );
                 return Ok(());
             }
@@ -165,7 +175,12 @@ async fn save_and_publish<E: RefreshEndpoint>(
                 tracing::debug!("the store holds newer tokens; using them");
                 publish(
                     inner,
-                    Kind::Active(Active::new(stored, inner.skew, inner.jitter)),
+                    Kind::Active(Active::new(
+                        stored,
+                        inner.skew,
+                        inner.jitter,
+                        inner.clock.now(),
+                    )),
                 );
                 return Ok(());
             }
@@ -179,7 +194,7 @@ async fn save_and_publish<E: RefreshEndpoint>(
                 inner.clock.sleep(inner.retry.delay(attempt, None)).await;
             }
             Err(error) => {
-                let mut active = Active::new(next, inner.skew, inner.jitter);
+                let mut active = Active::new(next, inner.skew, inner.jitter, inner.clock.now());
                 active.unsaved = Some(expected.cloned());
                 publish(inner, Kind::Active(active));
                 return Err(error);
@@ -209,7 +224,12 @@ async fn sign_out<E: RefreshEndpoint>(inner: &Inner<E>, dead: &Secret, reason: O
 fn note_failure<E: RefreshEndpoint>(inner: &Inner<E>) {
     let state = inner.state.load();
     if let Kind::Active(active) = &state.kind {
-        let mut next = Active::new(active.tokens.clone(), inner.skew, inner.jitter);
+        let mut next = Active::new(
+            active.tokens.clone(),
+            inner.skew,
+            inner.jitter,
+            inner.clock.now(),
+        );
         next.refresh_at = active.refresh_at;
         next.unsaved = active.unsaved.clone();
         next.retry_not_before = Some(inner.clock.now() + inner.cooldown);

@@ -33,12 +33,16 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    pub fn new(tokens: Tokens, skew: Duration, jitter: Duration) -> Self {
+    /// Tokens received at `now`. The proactive margin is the skew plus
+    /// jitter, but never more than half the lifetime left at `now`, so a
+    /// short-lived token (Clerk's 60 s) is not refreshed on every call.
+    pub fn new(tokens: Tokens, skew: Duration, jitter: Duration, now: SystemTime) -> Self {
         let expires_at = tokens
             .access_expires_at
             .or_else(|| jwt_expiry(&tokens.access_token));
         let refresh_at = expires_at.map(|at| {
-            let margin = skew + jitter.mul_f64(random_unit());
+            let left = at.duration_since(now).unwrap_or_default();
+            let margin = (skew + jitter.mul_f64(random_unit())).min(left / 2);
             at.checked_sub(margin).unwrap_or(SystemTime::UNIX_EPOCH)
         });
         Active {
