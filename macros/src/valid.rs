@@ -487,12 +487,13 @@ fn is_nested(ty: &Type) -> bool {
             };
             let name = last.ident.to_string();
             if name == "Option" {
-                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
-                    if let Some(syn::GenericArgument::Type(inner)) = args.args.first() {
-                        return is_nested(inner);
-                    }
-                }
-                return false;
+                return match &last.arguments {
+                    syn::PathArguments::AngleBracketed(args) => match args.args.first() {
+                        Some(syn::GenericArgument::Type(inner)) => is_nested(inner),
+                        _ => false,
+                    },
+                    _ => false,
+                };
             }
             matches!(
                 name.as_str(),

@@ -8,8 +8,11 @@ use crate::{ApiError, Error};
 /// `{"errors": [{"message", "long_message", "code"}], "clerk_trace_id"}`.
 ///
 /// 401 ends the session (Clerk answers it when the session cannot be
-/// refreshed and a full sign-in is needed); 429 and 5xx are retryable; other
-/// errors are [`Error::Api`], with the first error's code and long message.
+/// refreshed and a full sign-in is needed), except `clerk_key_*` errors: a
+/// wrong secret key is the server's configuration, and signing the user out
+/// would not help. 429 and 5xx are retryable; other errors are
+/// [`Error::Api`], with the first error's code and long message. A 401
+/// without Clerk's envelope (from a proxy) is an [`Error::Status`].
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Clerk, Envelope, RawResponse};
@@ -68,7 +71,7 @@ impl Envelope for Clerk {
         let error = ApiError::new("clerk", response.status, code, message)
             .with_trace_id(clerk_trace_id)
             .with_retry_after(response.retry_after());
-        if response.status == 401 {
+        if response.status == 401 && !error.code.starts_with("clerk_key") {
             Err(Error::SignInAgain(Some(error)))
         } else {
             Err(Error::Api(error))

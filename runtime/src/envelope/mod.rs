@@ -51,9 +51,15 @@ impl RawResponse {
         (200..300).contains(&self.status)
     }
 
-    /// Decodes the body as JSON into `T`; a failure names the JSON path.
+    /// Decodes the body as JSON into `T`; a failure names the JSON path. An
+    /// empty body reads as `null`, so `()` and `Option<T>` accept it.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        decode_json(self.endpoint, &self.body, "")
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"null"
+        } else {
+            &self.body
+        };
+        decode_json(self.endpoint, body, "")
     }
 
     /// The delay asked for by `Retry-After` (seconds or an HTTP date).
