@@ -114,10 +114,10 @@ impl Client {
         endpoint: &E,
         refresh_token: Option<&Secret>,
     ) -> Result<reqwest::Request, Error> {
-        if let Some(host) = &self.inner.insecure_host {
-            if E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN {
-                return Err(Error::InsecureUrl { host: host.clone() });
-            }
+        if let Some(host) = &self.inner.insecure_host
+            && (E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN)
+        {
+            return Err(Error::InsecureUrl { host: host.clone() });
         }
         let mut url = self.inner.base_url.clone();
         endpoint.write_path(&mut url)?;
