@@ -1,1 +1,3 @@
 //! End-to-end and UI tests for refresh-endpoint live in `tests/tests/`.
+
+pub mod redis_server;

@@ -52,3 +52,8 @@ pub use secret::Secret;
 /// The HTTP client this crate is built on, for custom [`auth::Auth`] schemes
 /// and for calls made with [`Client::http`].
 pub use reqwest;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

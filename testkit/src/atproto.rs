@@ -1,16 +1,22 @@
 //! A mock Bluesky / AT Protocol PDS: `com.atproto.server.createSession`,
 //! `refreshSession`, `getSession` and `deleteSession`, answering as the
-//! reference server (`@atproto/pds`) does.
+//! reference server (`@atproto/pds` 0.4, default configuration) does: the
+//! same statuses, error names, messages and body keys. The differential test
+//! `tests/tests/realpds.rs` sends the same requests to both and compares.
 //!
 //! Refresh tokens rotate: a refresh issues a new pair and cuts the old
 //! refresh token's life to `min(its exp, now + grace period)`. Reusing the
-//! old token inside the grace period answers the *same* new pair again;
-//! after it, `400 ExpiredToken "Token has been revoked"`. A zero grace period
-//! makes refresh tokens strictly single-use.
+//! old token inside the grace period answers a pair for the *same* successor
+//! (the same refresh token id, `jti`; freshly signed, so the strings only
+//! match within the same second) and revives that successor if it was
+//! deleted meanwhile; after the grace period it answers
+//! `400 ExpiredToken "Token has been revoked"`. A zero grace period makes
+//! refresh tokens strictly single-use.
 //!
 //! Access JWTs are stateless, as on the real server: they stay valid until
-//! their `exp` even after `deleteSession`, but not once the account is taken
-//! down.
+//! their `exp` even after `deleteSession`. Once the account is taken down,
+//! `getSession` no longer finds it (`400 InvalidRequest`) and its refresh
+//! tokens are gone.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,12 +27,12 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
-use crate::clock::{Now, exp_passed, from_unix_secs, system_clock, unix_secs};
+use crate::clock::{Now, from_unix_secs, system_clock, unix_secs};
 use crate::ids;
 use crate::jwt;
 use crate::server::{MockServer, Provider, authorization, common_methods, json_response, lock};
@@ -49,6 +55,8 @@ pub const SERVICE_DID: &str = "did:web:localhost";
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const ACCESS_SCOPE: &str = "com.atproto.access";
 const REFRESH_SCOPE: &str = "com.atproto.refresh";
+const ACCESS_TYP: &str = "at+jwt";
+const REFRESH_TYP: &str = "refresh+jwt";
 
 /// A session's tokens and the account they belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +103,7 @@ pub struct AtprotoMockBuilder {
     grace_period: Duration,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    did_doc_with_session: bool,
 }
 
 impl Default for AtprotoMockBuilder {
@@ -104,6 +113,7 @@ impl Default for AtprotoMockBuilder {
             grace_period: Duration::from_secs(2 * 60 * 60),
             access_ttl: Duration::from_secs(120 * 60),
             refresh_ttl: Duration::from_secs(90 * 24 * 60 * 60),
+            did_doc_with_session: false,
         }
     }
 }
@@ -136,6 +146,15 @@ impl AtprotoMockBuilder {
         self
     }
 
+    /// Whether `createSession`, `refreshSession` and `getSession` include
+    /// the account's `didDoc`, as a PDS started with
+    /// `PDS_ENABLE_DID_DOC_WITH_SESSION=true` does (default: `false`, the
+    /// reference server's default, which leaves the key out).
+    pub fn did_doc_with_session(mut self, include: bool) -> Self {
+        self.did_doc_with_session = include;
+        self
+    }
+
     /// Starts the mock on `127.0.0.1:0` in the current tokio runtime.
     ///
     /// # Panics
@@ -157,14 +176,15 @@ impl AtprotoMockBuilder {
             grace_period: self.grace_period,
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,
+            did_doc_with_session: self.did_doc_with_session,
             url: MockServer::url_of(&listener)?,
             state: Mutex::default(),
         });
         let router = Router::new()
-            .route(CREATE_SESSION_ROUTE, post(create_session))
-            .route(REFRESH_ROUTE, post(refresh_session))
-            .route(GET_SESSION_ROUTE, get(get_session))
-            .route(DELETE_SESSION_ROUTE, post(delete_session))
+            .route(CREATE_SESSION_ROUTE, only("POST", post(create_session)))
+            .route(REFRESH_ROUTE, only("POST", post(refresh_session)))
+            .route(GET_SESSION_ROUTE, only("GET", get(get_session)))
+            .route(DELETE_SESSION_ROUTE, only("POST", post(delete_session)))
             .fallback(not_implemented)
             .with_state(Arc::clone(&inner));
         let provider = Provider {
@@ -261,9 +281,11 @@ impl AtprotoMock {
         self.inner.access_jwt(did, unix_secs(exp))
     }
 
-    /// Takes the account down: its refresh tokens are revoked and every
-    /// session route answers `401 AccountTakedown`. Returns whether the
-    /// account exists.
+    /// Takes the account down, as `com.atproto.admin.updateSubjectStatus`
+    /// does on the real server: its refresh tokens are revoked,
+    /// `refreshSession` and `createSession` answer `401 AccountTakedown`, and
+    /// `getSession` no longer finds the account (`400 InvalidRequest`).
+    /// Returns whether the account exists.
     pub fn takedown(&self, did: &str) -> bool {
         let mut state = lock(&self.inner.state);
         let Some(account) = state.accounts.get_mut(did) else {
@@ -314,6 +336,7 @@ struct Inner {
     grace_period: Duration,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    did_doc_with_session: bool,
     url: String,
     state: Mutex<AtpState>,
 }
@@ -337,14 +360,14 @@ struct RefreshRecord {
     did: String,
     /// The JWT's `exp`, cut to the end of the grace period once rotated.
     expires_at: SystemTime,
-    /// Set once rotated: the pair it was rotated into, and that pair's `jti`.
-    next: Option<NextPair>,
+    /// Set once rotated: the `jti` of its successor.
+    next: Option<String>,
 }
 
-struct NextPair {
+/// A freshly signed access and refresh JWT.
+struct Pair {
     access_jwt: String,
     refresh_jwt: String,
-    jti: String,
 }
 
 /// Which token a route wants.
@@ -352,6 +375,22 @@ struct NextPair {
 enum Kind {
     Access,
     Refresh,
+}
+
+impl Kind {
+    fn typ(self) -> &'static str {
+        match self {
+            Kind::Access => ACCESS_TYP,
+            Kind::Refresh => REFRESH_TYP,
+        }
+    }
+
+    fn scope(self) -> &'static str {
+        match self {
+            Kind::Access => ACCESS_SCOPE,
+            Kind::Refresh => REFRESH_SCOPE,
+        }
+    }
 }
 
 /// What a verified token says.
@@ -368,7 +407,7 @@ impl Inner {
     fn access_jwt(&self, did: &str, exp: u64) -> String {
         jwt::sign(
             &self.secret,
-            &json!({"typ": "at+jwt", "alg": "HS256"}),
+            &json!({"typ": ACCESS_TYP, "alg": "HS256"}),
             &json!({
                 "scope": ACCESS_SCOPE,
                 "aud": SERVICE_DID,
@@ -379,15 +418,16 @@ impl Inner {
         )
     }
 
-    /// Mints a fresh pair for `did` and records the refresh token.
-    fn mint_pair(&self, state: &mut AtpState, did: &str) -> NextPair {
+    /// Signs a fresh pair for `did` whose refresh token has the id `jti`, and
+    /// records that refresh token unless it is recorded already (as the
+    /// reference server's insert does: on conflict, nothing).
+    fn mint_pair(&self, state: &mut AtpState, did: &str, jti: &str) -> Pair {
         let now = self.now();
         let access_jwt = self.access_jwt(did, unix_secs(now + self.access_ttl));
-        let jti = new_jti();
         let exp = unix_secs(now + self.refresh_ttl);
         let refresh_jwt = jwt::sign(
             &self.secret,
-            &json!({"typ": "refresh+jwt", "alg": "HS256"}),
+            &json!({"typ": REFRESH_TYP, "alg": "HS256"}),
             &json!({
                 "scope": REFRESH_SCOPE,
                 "aud": SERVICE_DID,
@@ -397,28 +437,30 @@ impl Inner {
                 "exp": exp,
             }),
         );
-        state.refresh_tokens.insert(
-            jti.clone(),
-            RefreshRecord {
+        state
+            .refresh_tokens
+            .entry(jti.to_owned())
+            .or_insert_with(|| RefreshRecord {
                 did: did.to_owned(),
                 expires_at: from_unix_secs(exp),
                 next: None,
-            },
-        );
-        NextPair {
+            });
+        Pair {
             access_jwt,
             refresh_jwt,
-            jti,
         }
     }
 
     fn new_session(&self, state: &mut AtpState, did: &str) -> (String, String) {
-        let pair = self.mint_pair(state, did);
+        let pair = self.mint_pair(state, did, &new_jti());
         (pair.access_jwt, pair.refresh_jwt)
     }
 
-    /// Checks signature, expiry and token type, in the reference server's order.
-    fn verify(&self, token: &str, kind: Kind) -> Result<Verified, XrpcError> {
+    /// Checks a bearer JWT as the reference server does (`jose.jwtVerify`,
+    /// then its own checks), with its answers, in its order: signature,
+    /// audience, `nbf`, expiry (unless `allow_expired`), the header's `typ`,
+    /// the claims' shapes, the scope, and for refresh tokens the `jti`.
+    fn verify(&self, token: &str, kind: Kind, allow_expired: bool) -> Result<Verified, XrpcError> {
         let unverifiable = || {
             xrpc_error(
                 StatusCode::BAD_REQUEST,
@@ -426,59 +468,113 @@ impl Inner {
                 "Token could not be verified",
             )
         };
+        let malformed = || xrpc_error(StatusCode::BAD_REQUEST, "InvalidToken", "Malformed token");
         let claims = jwt::verify(&self.secret, token).map_err(|_| unverifiable())?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or_else(unverifiable)?;
-        if exp_passed(exp, self.now()) {
-            return Err(xrpc_error(
-                StatusCode::BAD_REQUEST,
-                "ExpiredToken",
-                "Token has expired",
-            ));
-        }
-        let wanted = match kind {
-            Kind::Access => ACCESS_SCOPE,
-            Kind::Refresh => REFRESH_SCOPE,
+        let header = jwt::decode_header(token).map_err(|_| unverifiable())?;
+
+        // jose: the audience, then the time claims.
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == SERVICE_DID,
+            Some(Value::Array(auds)) => auds.iter().any(|aud| aud == SERVICE_DID),
+            _ => false,
         };
-        if claims.get("scope").and_then(Value::as_str) != Some(wanted) {
+        if !audience_ok {
+            return Err(unverifiable());
+        }
+        let now = unix_secs(self.now()) as f64;
+        if claims.get("iat").is_some_and(|iat| !iat.is_number()) {
+            return Err(unverifiable());
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            match nbf.as_f64() {
+                Some(nbf) if nbf <= now => {}
+                _ => return Err(unverifiable()),
+            }
+        }
+        if let Some(exp) = claims.get("exp") {
+            let exp = exp.as_f64().ok_or_else(unverifiable)?;
+            if exp <= now && !allow_expired {
+                return Err(xrpc_error(
+                    StatusCode::BAD_REQUEST,
+                    "ExpiredToken",
+                    "Token has expired",
+                ));
+            }
+        }
+
+        // The server's own checks.
+        if header
+            .get("typ")
+            .is_some_and(|typ| typ.as_str() != Some(kind.typ()))
+        {
             return Err(xrpc_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidToken",
                 "Invalid token type",
             ));
         }
-        let did = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .ok_or_else(unverifiable)?;
-        let jti = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
-        if kind == Kind::Refresh && jti.is_none() {
-            return Err(unverifiable());
+        if claims.get("lxm").is_some() || claims.get("cnf").is_some() {
+            return Err(malformed());
         }
-        Ok(Verified {
-            did: did.to_owned(),
-            jti,
-        })
+        let did = match claims.get("sub").and_then(Value::as_str) {
+            Some(sub) if sub.starts_with("did:") => sub.to_owned(),
+            _ => return Err(malformed()),
+        };
+        if !claims
+            .get("aud")
+            .and_then(Value::as_str)
+            .is_some_and(|aud| aud.starts_with("did:"))
+        {
+            return Err(malformed());
+        }
+        let jti = match claims.get("jti") {
+            None => None,
+            Some(Value::String(jti)) => Some(jti.clone()),
+            Some(_) => return Err(malformed()),
+        };
+        if claims.get("scope").and_then(Value::as_str) != Some(kind.scope()) {
+            return Err(xrpc_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidToken",
+                "Bad token scope",
+            ));
+        }
+        if kind == Kind::Refresh && jti.is_none() {
+            return Err(xrpc_error(
+                StatusCode::UNAUTHORIZED,
+                "MissingTokenId",
+                "Unexpected missing refresh token id",
+            ));
+        }
+        Ok(Verified { did, jti })
     }
 
-    /// The account behind a verified token, refusing taken-down accounts.
+    /// The account behind a verified refresh token, refusing taken-down
+    /// accounts (refreshSession looks taken-down accounts up, then refuses).
     fn live_account<'a>(&self, state: &'a AtpState, did: &str) -> Result<&'a Account, XrpcError> {
         match state.accounts.get(did) {
-            None => Err(xrpc_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequest",
-                &format!("Could not find user info for account: {did}"),
-            )),
+            None => Err(user_not_found(did)),
             Some(account) if account.taken_down => Err(takedown_error()),
             Some(account) => Ok(account),
         }
     }
 
-    /// Rotates the refresh token `jti`, or replays its successor inside the
-    /// grace period.
-    fn rotate(&self, state: &mut AtpState, did: &str, jti: &str) -> Result<NextPair, XrpcError> {
+    /// The account for getSession, which does not see taken-down accounts.
+    fn visible_account<'a>(
+        &self,
+        state: &'a AtpState,
+        did: &str,
+    ) -> Result<&'a Account, XrpcError> {
+        match state.accounts.get(did) {
+            Some(account) if !account.taken_down => Ok(account),
+            _ => Err(user_not_found(did)),
+        }
+    }
+
+    /// Rotates the refresh token `jti`: a pair for its successor, the same
+    /// successor on every use inside the grace period (revived if it was
+    /// deleted), as the reference server's `rotateRefreshToken`.
+    fn rotate(&self, state: &mut AtpState, did: &str, jti: &str) -> Result<Pair, XrpcError> {
         let now = self.now();
         let revoked = || {
             xrpc_error(
@@ -494,30 +590,15 @@ impl Inner {
             state.refresh_tokens.remove(jti);
             return Err(revoked());
         }
-        if let Some(next) = &record.next {
-            // Inside the grace period: the same pair again, if it still lives.
-            return if state.refresh_tokens.contains_key(&next.jti) {
-                Ok(NextPair {
-                    access_jwt: next.access_jwt.clone(),
-                    refresh_jwt: next.refresh_jwt.clone(),
-                    jti: next.jti.clone(),
-                })
-            } else {
-                Err(revoked())
-            };
-        }
         let grace_end = now
             .checked_add(self.grace_period)
             .unwrap_or(record.expires_at);
         let cut = grace_end.min(record.expires_at);
-        let pair = self.mint_pair(state, did);
+        let next = record.next.clone().unwrap_or_else(new_jti);
+        let pair = self.mint_pair(state, did, &next);
         if let Some(record) = state.refresh_tokens.get_mut(jti) {
             record.expires_at = cut;
-            record.next = Some(NextPair {
-                access_jwt: pair.access_jwt.clone(),
-                refresh_jwt: pair.refresh_jwt.clone(),
-                jti: pair.jti.clone(),
-            });
+            record.next = Some(next);
         }
         Ok(pair)
     }
@@ -545,25 +626,12 @@ impl Inner {
         })
     }
 
-    /// The session output of createSession and refreshSession.
-    fn session_output(
-        &self,
-        did: &str,
-        account: &Account,
-        access_jwt: &str,
-        refresh_jwt: &str,
-    ) -> Value {
-        json!({
-            "accessJwt": access_jwt,
-            "refreshJwt": refresh_jwt,
-            "handle": account.handle,
-            "did": did,
-            "didDoc": self.did_doc(did, &account.handle),
-            "email": account.email,
-            "emailConfirmed": false,
-            "emailAuthFactor": false,
-            "active": true,
-        })
+    /// Adds `didDoc` to a session output when the mock is configured to.
+    fn with_did_doc(&self, mut output: Value, did: &str, handle: &str) -> Value {
+        if self.did_doc_with_session {
+            output["didDoc"] = self.did_doc(did, handle);
+        }
+        output
     }
 }
 
@@ -605,6 +673,26 @@ fn takedown_error() -> XrpcError {
     )
 }
 
+fn user_not_found(did: &str) -> XrpcError {
+    xrpc_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequest",
+        &format!("Could not find user info for account: {did}"),
+    )
+}
+
+/// A route that answers other methods as the reference server does:
+/// `400 InvalidRequest "Incorrect HTTP method (GET) expected POST"`.
+fn only(expected: &'static str, route: MethodRouter<Arc<Inner>>) -> MethodRouter<Arc<Inner>> {
+    route.fallback(move |method: Method| async move {
+        xrpc_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!("Incorrect HTTP method ({method}) expected {expected}"),
+        )
+    })
+}
+
 fn no_body_expected() -> XrpcError {
     xrpc_error(
         StatusCode::BAD_REQUEST,
@@ -613,7 +701,10 @@ fn no_body_expected() -> XrpcError {
     )
 }
 
-/// The bearer token, or the reference server's answer to a bad header.
+/// The bearer token, or the reference server's answer to a bad header: the
+/// value must be exactly `<scheme> <credentials>` (one space); the scheme is
+/// matched case-insensitively; `Basic` and `DPoP` are known schemes that
+/// carry no bearer token.
 fn bearer(headers: &HeaderMap) -> Result<&str, XrpcError> {
     let missing = || {
         xrpc_error(
@@ -632,18 +723,24 @@ fn bearer(headers: &HeaderMap) -> Result<&str, XrpcError> {
     let value = match authorization(headers) {
         None => return Err(missing()),
         Some(Err(())) => return Err(malformed()),
-        Some(Ok(value)) => value,
+        Some(Ok(value)) => value.trim_matches([' ', '\t']),
     };
-    let Some(token) = value.strip_prefix("Bearer ") else {
+    if value.is_empty() {
         return Err(missing());
+    }
+    let mut parts = value.split(' ');
+    let (Some(scheme), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(malformed());
     };
-    let token = token.trim();
-    if token.is_empty() {
-        Err(missing())
-    } else if token.contains(char::is_whitespace) {
-        Err(malformed())
-    } else {
-        Ok(token)
+    match scheme.to_ascii_uppercase().as_str() {
+        "BEARER" if token.is_empty() => Err(missing()),
+        "BEARER" => Ok(token),
+        "BASIC" | "DPOP" => Err(missing()),
+        _ => Err(xrpc_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidToken",
+            &format!("Unsupported authorization type: {scheme}"),
+        )),
     }
 }
 
@@ -684,10 +781,19 @@ async fn create_session(
     };
     let (access_jwt, refresh_jwt) = inner.new_session(&mut state, &did);
     let account = inner.live_account(&state, &did)?;
+    let output = json!({
+        "did": did,
+        "handle": account.handle,
+        "email": account.email,
+        "emailConfirmed": false,
+        "accessJwt": access_jwt,
+        "refreshJwt": refresh_jwt,
+        "active": true,
+    });
     Ok(json_response(
         StatusCode::OK,
         CONTENT_TYPE,
-        &inner.session_output(&did, account, &access_jwt, &refresh_jwt),
+        &inner.with_did_doc(output, &did, &account.handle),
     ))
 }
 
@@ -696,23 +802,32 @@ async fn refresh_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, XrpcError> {
+    refresh(&inner, &headers, &body)
+}
+
+/// Authentication first, then the input, then the handler: the reference
+/// server's order.
+fn refresh(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Response, XrpcError> {
+    let verified = inner.verify(bearer(headers)?, Kind::Refresh, false)?;
     if !body.is_empty() {
         return Err(no_body_expected());
     }
-    refresh(&inner, &headers)
-}
-
-fn refresh(inner: &Inner, headers: &HeaderMap) -> Result<Response, XrpcError> {
-    let verified = inner.verify(bearer(headers)?, Kind::Refresh)?;
     let jti = verified.jti.unwrap_or_default();
     let mut state = lock(&inner.state);
     inner.live_account(&state, &verified.did)?;
     let pair = inner.rotate(&mut state, &verified.did, &jti)?;
     let account = inner.live_account(&state, &verified.did)?;
+    let output = json!({
+        "did": verified.did,
+        "handle": account.handle,
+        "accessJwt": pair.access_jwt,
+        "refreshJwt": pair.refresh_jwt,
+        "active": true,
+    });
     Ok(json_response(
         StatusCode::OK,
         CONTENT_TYPE,
-        &inner.session_output(&verified.did, account, &pair.access_jwt, &pair.refresh_jwt),
+        &inner.with_did_doc(output, &verified.did, &account.handle),
     ))
 }
 
@@ -724,21 +839,20 @@ async fn get_session(
 }
 
 fn session(inner: &Inner, headers: &HeaderMap) -> Result<Response, XrpcError> {
-    let verified = inner.verify(bearer(headers)?, Kind::Access)?;
+    let verified = inner.verify(bearer(headers)?, Kind::Access, false)?;
     let state = lock(&inner.state);
-    let account = inner.live_account(&state, &verified.did)?;
+    let account = inner.visible_account(&state, &verified.did)?;
+    let output = json!({
+        "handle": account.handle,
+        "did": verified.did,
+        "email": account.email,
+        "emailConfirmed": false,
+        "active": true,
+    });
     Ok(json_response(
         StatusCode::OK,
         CONTENT_TYPE,
-        &json!({
-            "handle": account.handle,
-            "did": verified.did,
-            "didDoc": inner.did_doc(&verified.did, &account.handle),
-            "email": account.email,
-            "emailConfirmed": false,
-            "emailAuthFactor": false,
-            "active": true,
-        }),
+        &inner.with_did_doc(output, &verified.did, &account.handle),
     ))
 }
 
@@ -747,14 +861,16 @@ async fn delete_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, XrpcError> {
+    sign_out(&inner, &headers, &body)
+}
+
+/// Revokes the refresh token; an expired one is accepted too, as on the
+/// reference server.
+fn sign_out(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Response, XrpcError> {
+    let verified = inner.verify(bearer(headers)?, Kind::Refresh, true)?;
     if !body.is_empty() {
         return Err(no_body_expected());
     }
-    sign_out(&inner, &headers)
-}
-
-fn sign_out(inner: &Inner, headers: &HeaderMap) -> Result<Response, XrpcError> {
-    let verified = inner.verify(bearer(headers)?, Kind::Refresh)?;
     if let Some(jti) = verified.jti {
         lock(&inner.state).refresh_tokens.remove(&jti);
     }

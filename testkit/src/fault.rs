@@ -46,6 +46,12 @@ pub enum Fault {
     Hang,
     /// Close the TCP connection without writing any HTTP response.
     Drop,
+    /// Handle the request normally (a refresh rotates the token and the
+    /// provider remembers it), then never send the answer: the client's
+    /// view of a server that processed the refresh while the client died or
+    /// lost the connection. The connection stays open until the client
+    /// gives up or the mock is dropped.
+    ProcessThenHang,
     /// Answer 429 with a `Retry-After: <secs>` header and the provider's
     /// error envelope where it has one.
     RateLimited {
@@ -62,6 +68,8 @@ pub(crate) enum Action {
     Delay(Duration),
     /// Never answer.
     Hang,
+    /// Handle the request, then never answer.
+    ProcessThenHang,
     /// Drop the connection.
     Drop,
 }
@@ -85,6 +93,7 @@ impl Fault {
             Self::Oversized(size) => Action::Respond(json_200(oversized_json(size))),
             Self::Delay(by) => Action::Delay(by),
             Self::Hang => Action::Hang,
+            Self::ProcessThenHang => Action::ProcessThenHang,
             Self::Drop => Action::Drop,
             Self::RateLimited { retry_after_secs } => {
                 let mut response = rate_limited(retry_after_secs);

@@ -22,6 +22,11 @@
 //!   `inject_times`, `clear_faults`): error statuses, HTML pages, broken or
 //!   oversized JSON, delays, hangs, dropped connections, rate limiting.
 //!
+//! For Bluesky there is also the real thing: [`realpds`] runs the AT
+//! Protocol's reference PDS on loopback (node and the workspace's `realpds/`
+//! folder needed), and a differential test keeps [`AtprotoMock`] answering
+//! as it does.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use std::time::Duration;
@@ -61,6 +66,7 @@ mod fault;
 mod ids;
 pub mod jwt;
 pub mod oauth2;
+pub mod realpds;
 mod server;
 
 pub use atproto::{AtpTokens, AtprotoMock, AtprotoMockBuilder};

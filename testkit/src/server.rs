@@ -173,6 +173,12 @@ async fn handle(
             Action::Respond(response) => return Ok(response),
             Action::Delay(by) => tokio::time::sleep(by).await,
             Action::Hang => std::future::pending::<()>().await,
+            Action::ProcessThenHang => {
+                // The router runs to the end (state changes included); its
+                // answer is never written.
+                let _unsent = TowerToHyperService::new(router).call(request).await;
+                return std::future::pending().await;
+            }
             Action::Drop => {
                 kill.notify_one();
                 std::future::pending::<()>().await;

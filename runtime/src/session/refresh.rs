@@ -75,23 +75,30 @@ async fn refresh<E: RefreshEndpoint>(inner: &Inner<E>, span: &tracing::Span) -> 
         // first, never refresh again with a token the store does not know.
         return save_and_publish(inner, expected.as_ref(), active.tokens.clone()).await;
     }
-    let guard = match inner.store.lease(&active.tokens).await? {
-        Lease::Refreshed(stored) => {
-            tracing::debug!(parent: span, "another process refreshed; using its tokens");
-            publish(
-                inner,
-                Kind::Active(Active::new(
-                    stored,
-                    inner.skew,
-                    inner.jitter,
-                    inner.clock.now(),
-                )),
-            );
-            return Ok(());
+    let mut current = active.tokens.clone();
+    let guard = loop {
+        match inner.store.lease(&current).await {
+            Ok(Lease::Refreshed(stored)) => {
+                let adopted = Active::new(stored, inner.skew, inner.jitter, inner.clock.now());
+                if adopted.is_fresh(inner.clock.now()) {
+                    tracing::debug!(parent: span, "another process refreshed; using its tokens");
+                    publish(inner, Kind::Active(adopted));
+                    return Ok(());
+                }
+                // Newer than ours but due as well (stored long ago): refresh
+                // those, under the lease.
+                current = adopted.tokens;
+            }
+            Ok(Lease::Acquired(guard)) => break guard,
+            Err(error) => {
+                // A shared store that cannot be reached: no refresh without
+                // the lease; the tokens are kept, the session stays active.
+                note_failure(inner);
+                return Err(error);
+            }
         }
-        Lease::Acquired(guard) => guard,
     };
-    let result = refresh_holding_lease(inner, active.tokens.clone(), span).await;
+    let result = refresh_holding_lease(inner, current, span).await;
     guard.release().await;
     result
 }
@@ -102,16 +109,21 @@ async fn refresh_holding_lease<E: RefreshEndpoint>(
     span: &tracing::Span,
 ) -> Result<(), Error> {
     // Another session or process on the same store may have refreshed already.
-    if let Some(stored) = inner.store.load().await? {
-        if stored.refresh_token != tokens.refresh_token {
-            let adopted = Active::new(stored.clone(), inner.skew, inner.jitter, inner.clock.now());
-            if adopted.is_fresh(inner.clock.now()) {
-                tracing::debug!(parent: span, "adopted tokens refreshed elsewhere");
-                publish(inner, Kind::Active(adopted));
-                return Ok(());
-            }
-            tokens = stored;
+    let stored = inner
+        .store
+        .load()
+        .await
+        .inspect_err(|_| note_failure(inner))?;
+    if let Some(stored) = stored
+        && stored.refresh_token != tokens.refresh_token
+    {
+        let adopted = Active::new(stored.clone(), inner.skew, inner.jitter, inner.clock.now());
+        if adopted.is_fresh(inner.clock.now()) {
+            tracing::debug!(parent: span, "adopted tokens refreshed elsewhere");
+            publish(inner, Kind::Active(adopted));
+            return Ok(());
         }
+        tokens = stored;
     }
     let mut attempt = 0;
     loop {

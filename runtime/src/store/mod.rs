@@ -1,13 +1,21 @@
 //! [`Store`]: where a session's tokens survive restarts.
 //!
 //! [`MemoryStore`] keeps them for the life of the process (and lets several
-//! sessions share them); [`FileStore`] writes them atomically to a file.
+//! sessions share them); [`FileStore`] writes them atomically to a file;
+//! `RedisStore` (feature `redis`) shares them between processes and lets
+//! only one of them refresh at a time.
 
 mod file;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{
+    DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL, DEFAULT_PREFIX, DEFAULT_WAIT_TIMEOUT, RedisStore,
+};
 
 use futures_util::future::{BoxFuture, FutureExt};
 

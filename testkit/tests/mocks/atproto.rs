@@ -37,8 +37,15 @@ fn assert_xrpc_error(answer: &Answer, status: u16, error: &str, message: &str) {
     );
 }
 
+fn jti(jwt: &str) -> String {
+    jwt::decode_claims(jwt).unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
-async fn refresh_rotates_and_replays_the_same_pair_inside_the_grace_period() {
+async fn refresh_rotates_and_reissues_the_same_successor_inside_the_grace_period() {
     let clock = clock();
     let pds = AtprotoMock::builder().clock(clock.now_fn()).start().await;
     let alice = pds.create_account("alice.test");
@@ -53,16 +60,24 @@ async fn refresh_rotates_and_replays_the_same_pair_inside_the_grace_period() {
     assert_eq!(session["did"], alice.did.as_str());
     assert_eq!(session["handle"], "alice.test");
     assert_eq!(session["active"], true);
-    assert_eq!(session["didDoc"]["id"], alice.did.as_str());
+    // The reference server's keys, nothing more (no didDoc by default).
+    let mut keys: Vec<_> = session.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["accessJwt", "active", "did", "handle", "refreshJwt"]);
     let new_refresh = session["refreshJwt"].as_str().unwrap().to_owned();
     assert_ne!(new_refresh, alice.refresh_jwt);
 
-    // One hour later the old token still answers, with the very same pair.
+    // Within the same second the old token answers the very same pair...
+    let replay = refresh(&pds, &alice.refresh_jwt).await;
+    assert_eq!(replay.json()["refreshJwt"], session["refreshJwt"]);
+    assert_eq!(replay.json()["accessJwt"], session["accessJwt"]);
+    // ...an hour later a pair signed anew for the same successor token id.
     clock.advance(HOUR);
     let replay = refresh(&pds, &alice.refresh_jwt).await;
     assert_eq!(replay.status, 200);
-    assert_eq!(replay.json()["refreshJwt"], session["refreshJwt"]);
-    assert_eq!(replay.json()["accessJwt"], session["accessJwt"]);
+    let reissued = replay.json()["refreshJwt"].as_str().unwrap().to_owned();
+    assert_ne!(reissued, new_refresh);
+    assert_eq!(jti(&reissued), jti(&new_refresh));
 
     // Past the two hours of grace it is revoked; the new one still rotates.
     clock.advance(HOUR + Duration::from_secs(1));
@@ -71,8 +86,37 @@ async fn refresh_rotates_and_replays_the_same_pair_inside_the_grace_period() {
     let next = refresh(&pds, &new_refresh).await;
     assert_eq!(next.status, 200);
     assert_ne!(next.json()["refreshJwt"], new_refresh.as_str());
-    assert_eq!(pds.refresh_count(), 4);
-    assert_eq!(pds.requests(REFRESH_ROUTE), 4);
+    assert_eq!(pds.refresh_count(), 5);
+    assert_eq!(pds.requests(REFRESH_ROUTE), 5);
+}
+
+#[tokio::test]
+async fn reuse_inside_the_grace_period_revives_a_deleted_successor() {
+    let pds = AtprotoMock::builder().clock(clock().now_fn()).start().await;
+    let alice = pds.create_account("alice.test");
+    let successor = refresh(&pds, &alice.refresh_jwt).await.json()["refreshJwt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(pds.revoke(&successor));
+    let dead = refresh(&pds, &successor).await;
+    assert_xrpc_error(&dead, 400, "ExpiredToken", "Token has been revoked");
+
+    assert_eq!(refresh(&pds, &alice.refresh_jwt).await.status, 200);
+    assert_eq!(refresh(&pds, &successor).await.status, 200, "revived");
+}
+
+#[tokio::test]
+async fn did_doc_with_session_adds_the_did_document() {
+    let pds = AtprotoMock::builder()
+        .did_doc_with_session(true)
+        .start()
+        .await;
+    let alice = pds.create_account("alice.test");
+    let session = refresh(&pds, &alice.refresh_jwt).await.json();
+    assert_eq!(session["didDoc"]["id"], alice.did.as_str());
+    let me = get_session(&pds, session["accessJwt"].as_str().unwrap()).await;
+    assert_eq!(me.json()["didDoc"]["id"], alice.did.as_str());
 }
 
 #[tokio::test]
@@ -128,12 +172,30 @@ async fn refresh_errors_match_the_reference_server() {
     assert!(none.headers.get("www-authenticate").is_none());
     let basic = send(http.post(&url).header("authorization", "Basic YTpi")).await;
     assert_xrpc_error(&basic, 401, "AuthMissing", "Authentication Required");
-    let malformed = send(http.post(&url).header("authorization", "Bearer a b")).await;
+    let dpop = send(http.post(&url).header("authorization", "DPoP abc")).await;
+    assert_xrpc_error(&dpop, 401, "AuthMissing", "Authentication Required");
+    for malformed in ["Bearer a b", "Bearer", "Bearer  abc"] {
+        let answer = send(http.post(&url).header("authorization", malformed)).await;
+        assert_xrpc_error(
+            &answer,
+            400,
+            "InvalidToken",
+            "Malformed authorization header",
+        );
+    }
+    let token_scheme = send(http.post(&url).header("authorization", "Token abc")).await;
     assert_xrpc_error(
-        &malformed,
+        &token_scheme,
         400,
         "InvalidToken",
-        "Malformed authorization header",
+        "Unsupported authorization type: Token",
+    );
+    let wrong_method = send(http.get(&url).bearer_auth(&alice.refresh_jwt)).await;
+    assert_xrpc_error(
+        &wrong_method,
+        400,
+        "InvalidRequest",
+        "Incorrect HTTP method (GET) expected POST",
     );
     let garbage = refresh(&pds, "garbage").await;
     assert_xrpc_error(&garbage, 400, "InvalidToken", "Token could not be verified");
@@ -151,12 +213,123 @@ async fn refresh_errors_match_the_reference_server() {
         "InvalidRequest",
         "A request body was provided when none was expected",
     );
+    // Authentication is checked before the input.
+    let body_without_token = send(http.post(&url).json(&json!({}))).await;
+    assert_xrpc_error(
+        &body_without_token,
+        401,
+        "AuthMissing",
+        "Authentication Required",
+    );
     // None of those used the token up.
     let bob = pds.create_account("bob.test");
     clock.advance(Duration::from_secs(24 * 60 * 60));
     let expired = refresh(&pds, &bob.refresh_jwt).await;
     assert_xrpc_error(&expired, 400, "ExpiredToken", "Token has expired");
-    assert_eq!(pds.refresh_count(), 7);
+    // The scheme is case-insensitive.
+    let carol = pds.create_account("carol.test");
+    let lowercase = send(
+        http.post(&url)
+            .header("authorization", format!("bearer {}", carol.refresh_jwt)),
+    )
+    .await;
+    assert_eq!(lowercase.status, 200);
+    assert_eq!(pds.refresh_count(), 14);
+}
+
+#[tokio::test]
+async fn token_checks_follow_the_reference_order() {
+    let clock = clock();
+    let pds = AtprotoMock::builder().clock(clock.now_fn()).start().await;
+    let alice = pds.create_account("alice.test");
+    let now = clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let refresh_header = json!({"typ": "refresh+jwt", "alg": "HS256"});
+    let claims = jwt::decode_claims(&alice.refresh_jwt).unwrap();
+    let with = |patch: serde_json::Value| {
+        let mut claims = claims.clone();
+        for (key, value) in patch.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(key);
+            } else {
+                claims[key] = value.clone();
+            }
+        }
+        jwt::sign(pds.jwt_secret(), &refresh_header, &claims)
+    };
+    let cases = [
+        (
+            json!({"aud": "did:web:elsewhere"}),
+            400,
+            "InvalidToken",
+            "Token could not be verified",
+        ),
+        (
+            json!({"aud": null}),
+            400,
+            "InvalidToken",
+            "Token could not be verified",
+        ),
+        (
+            json!({"nbf": now + 60}),
+            400,
+            "InvalidToken",
+            "Token could not be verified",
+        ),
+        (
+            json!({"exp": now - 1, "jti": null}),
+            400,
+            "ExpiredToken",
+            "Token has expired",
+        ),
+        (
+            json!({"sub": "alice"}),
+            400,
+            "InvalidToken",
+            "Malformed token",
+        ),
+        (
+            json!({"scope": "com.atproto.access"}),
+            400,
+            "InvalidToken",
+            "Bad token scope",
+        ),
+        (
+            json!({"jti": null}),
+            401,
+            "MissingTokenId",
+            "Unexpected missing refresh token id",
+        ),
+        (
+            json!({"jti": "unknown"}),
+            400,
+            "ExpiredToken",
+            "Token has been revoked",
+        ),
+    ];
+    for (patch, status, error, message) in cases {
+        let answer = refresh(&pds, &with(patch.clone())).await;
+        assert_eq!(answer.status, status, "{patch}: {}", answer.body);
+        assert_eq!(
+            answer.json(),
+            json!({"error": error, "message": message}),
+            "{patch}"
+        );
+    }
+    // deleteSession takes an expired refresh token of a live session.
+    let expired = with(json!({"exp": now - 1}));
+    let delete = send(
+        reqwest::Client::new()
+            .post(format!("{}{DELETE_SESSION_ROUTE}", pds.url()))
+            .bearer_auth(&expired),
+    )
+    .await;
+    assert_eq!(delete.status, 200);
+    let after = refresh(&pds, &alice.refresh_jwt).await;
+    assert_xrpc_error(&after, 400, "ExpiredToken", "Token has been revoked");
 }
 
 #[tokio::test]
@@ -193,14 +366,15 @@ async fn sign_out_and_takedown_revoke_sessions() {
     let access = get_session(&pds, &bob.access_jwt).await;
     assert_xrpc_error(
         &access,
-        401,
-        "AccountTakedown",
-        "Account has been taken down",
+        400,
+        "InvalidRequest",
+        &format!("Could not find user info for account: {}", bob.did),
     );
-    // Sessions stay revoked once the takedown is lifted.
+    // Sessions stay revoked once the takedown is lifted; access JWTs work.
     assert!(pds.lift_takedown(&bob.did));
     let lifted = refresh(&pds, &bob.refresh_jwt).await;
     assert_xrpc_error(&lifted, 400, "ExpiredToken", "Token has been revoked");
+    assert_eq!(get_session(&pds, &bob.access_jwt).await.status, 200);
 
     let carol = pds.create_account("carol.test");
     assert!(pds.revoke(&carol.refresh_jwt));
@@ -221,6 +395,11 @@ async fn get_session_judges_access_tokens_by_the_injected_clock() {
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["did"], alice.did.as_str());
     assert_eq!(ok.json()["handle"], "alice.test");
+    assert_eq!(
+        ok.json(),
+        json!({"handle": "alice.test", "did": alice.did, "email": "alice@example.test",
+               "emailConfirmed": false, "active": true})
+    );
 
     let minted = pds.mint_access_token(&alice.did, clock.now() - Duration::from_secs(1));
     let expired = get_session(&pds, &minted).await;
@@ -289,6 +468,20 @@ async fn create_session_logs_in_with_handle_and_password() {
     assert_eq!(ok.status, 200);
     let session = ok.json();
     assert_eq!(session["did"], alice.did.as_str());
+    let mut keys: Vec<_> = session.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "accessJwt",
+            "active",
+            "did",
+            "email",
+            "emailConfirmed",
+            "handle",
+            "refreshJwt"
+        ]
+    );
     assert_eq!(
         refresh(&pds, session["refreshJwt"].as_str().unwrap())
             .await

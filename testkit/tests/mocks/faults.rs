@@ -117,6 +117,48 @@ async fn a_hanging_request_never_answers() {
     assert_eq!(refresh(&pds, &alice.refresh_jwt).await.status, 200);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_processed_then_hung_refresh_rotates_the_token_but_never_answers() {
+    // Strictly single-use refresh tokens make the rotation visible.
+    let pds = AtprotoMock::builder()
+        .grace_period(Duration::ZERO)
+        .start()
+        .await;
+    let alice = pds.create_account("alice.test");
+    pds.inject(Fault::ProcessThenHang);
+    let hung = tokio::time::timeout(
+        Duration::from_secs(600),
+        refresh_request(&pds, &alice.refresh_jwt).send(),
+    )
+    .await;
+    assert!(hung.is_err(), "the answer is never sent");
+    assert_eq!(pds.refresh_count(), 1);
+    // The server did rotate: the token the client still holds is spent.
+    let again = refresh(&pds, &alice.refresh_jwt).await;
+    assert_eq!(again.status, 400);
+    assert_eq!(again.json()["message"], "Token has been revoked");
+
+    // With the 2 hour grace period the spent token answers the pair the
+    // lost response carried, so a client that lost it can recover.
+    let pds = AtprotoMock::start().await;
+    let bob = pds.create_account("bob.test");
+    pds.inject(Fault::ProcessThenHang);
+    let hung = tokio::time::timeout(
+        Duration::from_secs(600),
+        refresh_request(&pds, &bob.refresh_jwt).send(),
+    )
+    .await;
+    assert!(hung.is_err());
+    let first = refresh(&pds, &bob.refresh_jwt).await.json();
+    let second = refresh(&pds, &bob.refresh_jwt).await.json();
+    assert_ne!(first["refreshJwt"], bob.refresh_jwt.as_str());
+    assert_eq!(
+        first["refreshJwt"], second["refreshJwt"],
+        "a replay, not a new rotation"
+    );
+    assert_eq!(pds.refresh_count(), 3);
+}
+
 #[tokio::test]
 async fn rate_limiting_uses_each_providers_envelope() {
     let limited = Fault::RateLimited {

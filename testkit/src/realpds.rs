@@ -1,31 +1,54 @@
-//! Runs the AT Protocol reference server (PDS + PLC directory, see
-//! `realpds/README.md`) as a child process for tests.
+//! The AT Protocol reference server, run for real: the PDS
+//! (`@atproto/pds`) and the did:plc directory it registers accounts with
+//! (`@did-plc/server`), started by node on free loopback ports as one child
+//! process. A test that refreshes against it tests against the real thing,
+//! not against the reading of the docs that [`AtprotoMock`](crate::AtprotoMock)
+//! is.
 //!
-//! Self-contained: std + serde_json only, meant to be `#[path]`-included.
+//! The node side lives in the workspace's `realpds/` folder: `package.json`
+//! and `package-lock.json` pin the two packages, `start.mjs` starts both
+//! servers, creates the account `alice.test` and prints one JSON line.
+//! [`RealPds::start`] runs `npm ci` there once if `node_modules` is missing,
+//! starts the script and reads that line. Dropping the [`RealPds`] stops the
+//! server (its whole process group), also when the test panics.
 //!
-//! ```ignore
-//! let pds = match RealPds::start()? {
+//! ```no_run
+//! use std::time::{Duration, SystemTime};
+//! use refresh_endpoint_testkit::realpds::{Availability, RealPds};
+//!
+//! let pds = match RealPds::start().expect("CI=true and the server cannot run") {
 //!     Availability::Ready(pds) => pds,
-//!     Availability::Skipped(why) => { eprintln!("skipped: {why}"); return Ok(()); }
+//!     Availability::Skipped(why) => {
+//!         eprintln!("skipped: {why}");
+//!         return;
+//!     }
 //! };
-//! // pds.url, pds.refresh_jwt, ... ; dropping `pds` stops the server.
+//! println!("{} at {}: {}", pds.handle, pds.url, pds.did);
+//! // An access token that expired an hour ago, signed with the server's key.
+//! let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+//! let expired = pds.mint_access_token(an_hour_ago);
+//! # let _ = expired;
 //! ```
 //!
 //! Environment:
 //! - `REALPDS_DIR`: the folder holding `start.mjs` and `package.json`
-//!   (default: `$CARGO_MANIFEST_DIR/../realpds` of the including crate).
+//!   (default: [`RealPds::default_dir`], the workspace's `realpds/`).
 //! - `CI=true`: a missing node or a failed `npm ci` is an error instead of
 //!   a skip.
-//! - `REALPDS_LOG=info` (or debug, ...): server logs are copied to stderr.
+//! - `REALPDS_LOG=info` (or `debug`, ...): server logs are copied to stderr.
 //! - `REALPDS_START_TIMEOUT_SECS`: how long to wait for the server (60).
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::atproto::SERVICE_DID;
+use crate::jwt;
 
 /// A running reference PDS with one account (`alice.test`).
 /// Dropping it kills the server (its whole process group) and waits for it.
@@ -34,10 +57,15 @@ pub struct RealPds {
     pub url: String,
     /// `http://127.0.0.1:PORT` of the PLC directory the PDS registers with.
     pub plc_url: String,
+    /// The account's DID, `did:plc:…`.
     pub did: String,
+    /// The account's handle, `alice.test`.
     pub handle: String,
+    /// The account's email.
     pub email: String,
+    /// The access JWT `createAccount` returned (valid for 2 hours).
     pub access_jwt: String,
+    /// The refresh JWT `createAccount` returned (valid for 90 days).
     pub refresh_jwt: String,
     /// `PDS_JWT_SECRET`: HS256 key of the access and refresh JWTs.
     pub jwt_secret: String,
@@ -51,6 +79,7 @@ pub struct RealPds {
 /// Whether the reference server could be run here.
 #[allow(clippy::large_enum_variant)]
 pub enum Availability {
+    /// The server is up.
     Ready(RealPds),
     /// Not runnable on this machine (no node, install failed) and not in CI.
     Skipped(String),
@@ -76,13 +105,24 @@ const LOCK_NAME: &str = ".install.lock";
 
 impl RealPds {
     /// Starts the server from `$REALPDS_DIR`, or else from
-    /// `$CARGO_MANIFEST_DIR/../realpds` of the crate that includes this file.
+    /// [`default_dir`](Self::default_dir). Blocks for the start (about 2 s;
+    /// a first `npm ci` takes minutes): from async code, call it through
+    /// `tokio::task::spawn_blocking`.
+    ///
+    /// `Ok(Skipped)` when node is missing or too old or the install fails,
+    /// outside CI; under `CI=true` those are errors. A server that does not
+    /// come up is always an error.
     pub fn start() -> Result<Availability, String> {
         let dir = match std::env::var_os("REALPDS_DIR") {
             Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../realpds")),
+            _ => Self::default_dir(),
         };
         Self::start_in(&dir)
+    }
+
+    /// The workspace's `realpds/` folder, next to this crate's folder.
+    pub fn default_dir() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../realpds"))
     }
 
     /// Starts the server from `dir` (the folder holding `start.mjs`).
@@ -131,6 +171,30 @@ impl RealPds {
     /// The last lines the server wrote to stderr.
     pub fn stderr_tail(&self) -> String {
         self.process.stderr_tail()
+    }
+
+    /// Signs `header` and `claims` (HS256) with the server's JWT key, which
+    /// is the UTF-8 bytes of [`jwt_secret`](Self::jwt_secret) as given (a
+    /// hex string, not decoded).
+    pub fn mint(&self, header: &Value, claims: &Value) -> String {
+        jwt::sign(self.jwt_secret.as_bytes(), header, claims)
+    }
+
+    /// An access JWT for the account, shaped as the server issues them,
+    /// issued an hour before `exp`. With `exp` in the past the server answers
+    /// `400 ExpiredToken "Token has expired"` to it.
+    pub fn mint_access_token(&self, exp: SystemTime) -> String {
+        let exp = exp.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.mint(
+            &json!({"typ": "at+jwt", "alg": "HS256"}),
+            &json!({
+                "scope": "com.atproto.access",
+                "aud": SERVICE_DID,
+                "sub": self.did,
+                "iat": exp.saturating_sub(3600),
+                "exp": exp,
+            }),
+        )
     }
 }
 
@@ -408,7 +472,7 @@ fn spawn_server(dir: &Path) -> Result<RealPds, String> {
         }
     };
 
-    let v: serde_json::Value = serde_json::from_str(line.trim())
+    let v: Value = serde_json::from_str(line.trim())
         .map_err(|e| format!("the server's ready line is not JSON ({e}): {line}"))?;
     let field = |name: &str| -> Result<String, String> {
         v.get(name)
