@@ -8,6 +8,8 @@
 //! - `tokio_rwlock`: `tokio::sync::RwLock`, a read lock per call;
 //! - `tokio_mutex`: `tokio::sync::Mutex`;
 //! - `std_rwlock`: `std::sync::RwLock`, a read lock per call;
+//! - `arc_swap`: `arc_swap::ArcSwap`, the lock-free load the session's hot
+//!   path is built on, without the session around it;
 //! - `unguarded`: no guard at all, a floor no shared mutable state can beat
 //!   (the clock read and the token clone).
 //!
@@ -28,6 +30,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use refresh_endpoint::providers::atproto::AtpSession;
@@ -140,6 +143,16 @@ impl Contender for StdRwLock {
 }
 
 #[derive(Clone)]
+struct ArcSwapped(Arc<ArcSwap<Cached>>);
+
+impl Contender for ArcSwapped {
+    type Token = Option<Secret>;
+    async fn call(&self) -> Self::Token {
+        self.0.load().fresh_token()
+    }
+}
+
+#[derive(Clone)]
 struct Unguarded(Arc<Cached>);
 
 impl Contender for Unguarded {
@@ -170,6 +183,11 @@ fn each_contender(
         group,
         "std_rwlock",
         StdRwLock(Arc::new(Cached::new().into())),
+    );
+    bench.run(
+        group,
+        "arc_swap",
+        ArcSwapped(Arc::new(ArcSwap::from_pointee(Cached::new()))),
     );
     bench.run(group, "unguarded", Unguarded(Arc::new(Cached::new())));
 }

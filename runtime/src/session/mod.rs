@@ -141,10 +141,7 @@ impl<E: RefreshEndpoint> Session<E> {
     pub async fn access_token(&self) -> Result<Secret, Error> {
         match self.fresh_token() {
             Some(token) => Ok(token),
-            // Boxed, so the slow path's state is not part of this future:
-            // the fast path then builds, moves and drops a small future
-            // instead of one sized for a refresh (benches/access_token.rs).
-            None => Box::pin(self.access_token_slow()).await,
+            None => self.access_token_slow().await,
         }
     }
 
