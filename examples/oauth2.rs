@@ -19,7 +19,7 @@
 use std::process::ExitCode;
 
 use refresh_endpoint::providers::oauth2::TokenResponse;
-use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::OAuth2Mock;
 
 /// `grant_type=refresh_token&refresh_token=…&client_id=…`; the `oauth2`
@@ -40,9 +40,10 @@ async fn refresh(
 ) -> Result<TokenResponse, Error> {
     // The client's base URL is the token URL without the declared `/token`.
     let Some(base_url) = token_url.strip_suffix("/token") else {
-        return Err(Error::Invalid(format!(
+        return Err(ErrorKind::Invalid(format!(
             "{token_url} does not end in /token; change `path`"
-        )));
+        ))
+        .into());
     };
     let endpoint = RefreshToken {
         grant_type: "refresh_token",

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::endpoint::Body;
-use crate::{Error, Secret};
+use crate::{Error, ErrorKind, Secret};
 
 pub use crate::__if_blocking as if_blocking;
 
@@ -32,10 +32,11 @@ pub fn scalar<T: Serialize + ?Sized>(
         Ok(Value::String(s)) => Ok(Some(s)),
         Ok(Value::Bool(b)) => Ok(Some(b.to_string())),
         Ok(Value::Number(n)) => Ok(Some(n.to_string())),
-        Ok(_) => Err(Error::Invalid(format!(
+        Ok(_) => Err(ErrorKind::Invalid(format!(
             "field `{field}` must be a string, number or bool"
-        ))),
-        Err(e) => Err(Error::Invalid(format!("field `{field}`: {e}"))),
+        ))
+        .into()),
+        Err(e) => Err(ErrorKind::Invalid(format!("field `{field}`: {e}")).into()),
     }
 }
 
@@ -55,7 +56,7 @@ pub fn push_segment<T: Serialize + ?Sized>(
             path.extend(utf8_percent_encode(&value, SEGMENT));
             Ok(())
         }
-        _ => Err(Error::Invalid(format!("path parameter `{field}` is empty"))),
+        _ => Err(ErrorKind::Invalid(format!("path parameter `{field}` is empty")).into()),
     }
 }
 
@@ -81,9 +82,9 @@ pub fn push_header<T: Serialize + ?Sized>(
         return Ok(());
     };
     let name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| Error::Invalid(format!("invalid header name `{name}`")))?;
+        .map_err(|_| ErrorKind::Invalid(format!("invalid header name `{name}`")))?;
     let mut value = HeaderValue::try_from(value)
-        .map_err(|_| Error::Invalid(format!("invalid value for header `{name}`")))?;
+        .map_err(|_| ErrorKind::Invalid(format!("invalid value for header `{name}`")))?;
     value.set_sensitive(true);
     headers.insert(name, value);
     Ok(())
@@ -92,7 +93,7 @@ pub fn push_header<T: Serialize + ?Sized>(
 /// The endpoint serialized as a JSON body.
 pub fn json_body<T: Serialize + ?Sized>(value: &T) -> Result<Option<Body>, Error> {
     let bytes = serde_json::to_vec(value)
-        .map_err(|e| Error::Invalid(format!("the body could not be serialized: {e}")))?;
+        .map_err(|e| ErrorKind::Invalid(format!("the body could not be serialized: {e}")))?;
     Ok(Some(Body {
         content_type: "application/json",
         bytes,
@@ -102,7 +103,7 @@ pub fn json_body<T: Serialize + ?Sized>(value: &T) -> Result<Option<Body>, Error
 /// The endpoint serialized as an `application/x-www-form-urlencoded` body.
 pub fn form_body<T: Serialize + ?Sized>(value: &T) -> Result<Option<Body>, Error> {
     let text = serde_urlencoded::to_string(value)
-        .map_err(|e| Error::Invalid(format!("the form body could not be serialized: {e}")))?;
+        .map_err(|e| ErrorKind::Invalid(format!("the form body could not be serialized: {e}")))?;
     Ok(Some(Body {
         content_type: "application/x-www-form-urlencoded",
         bytes: text.into_bytes(),
@@ -123,7 +124,7 @@ pub fn block_on<T>(
         .enable_all()
         .build()
         .map_err(|e| {
-            Error::Invalid(format!(
+            ErrorKind::Invalid(format!(
                 "could not start a runtime for a blocking call: {e}"
             ))
         })?

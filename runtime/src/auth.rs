@@ -11,7 +11,7 @@
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 
-use crate::{Error, Secret};
+use crate::{Error, ErrorKind, Secret};
 
 /// The credentials at hand when a request is built.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,7 +39,7 @@ impl<'a> Credentials<'a> {
 ///
 /// ```
 /// use refresh_endpoint::auth::{Auth, Credentials, bearer_value};
-/// use refresh_endpoint::Error;
+/// use refresh_endpoint::{Error, ErrorKind};
 ///
 /// pub struct ApiKeyHeader;
 ///
@@ -47,9 +47,9 @@ impl<'a> Credentials<'a> {
 ///     fn apply(request: &mut reqwest::Request, credentials: Credentials<'_>) -> Result<(), Error> {
 ///         let key = credentials
 ///             .client_secret
-///             .ok_or_else(|| Error::Invalid("set the API key with ClientBuilder::secret".into()))?;
+///             .ok_or_else(|| ErrorKind::Invalid("set the API key with ClientBuilder::secret".into()))?;
 ///         let mut value = reqwest::header::HeaderValue::from_str(key.expose())
-///             .map_err(|_| Error::Invalid("the API key is not a valid header value".into()))?;
+///             .map_err(|_| ErrorKind::Invalid("the API key is not a valid header value".into()))?;
 ///         value.set_sensitive(true);
 ///         request.headers_mut().insert("x-api-key", value);
 ///         Ok(())
@@ -73,7 +73,7 @@ pub struct RefreshBearer;
 impl Auth for RefreshBearer {
     fn apply(request: &mut reqwest::Request, credentials: Credentials<'_>) -> Result<(), Error> {
         let token = credentials.refresh_token.ok_or_else(|| {
-            Error::Invalid(
+            ErrorKind::Invalid(
                 "this endpoint sends the refresh token as a bearer token, and none was given"
                     .into(),
             )
@@ -102,7 +102,7 @@ pub struct ClientBearer;
 impl Auth for ClientBearer {
     fn apply(request: &mut reqwest::Request, credentials: Credentials<'_>) -> Result<(), Error> {
         let secret = credentials.client_secret.ok_or_else(|| {
-            Error::Invalid(
+            ErrorKind::Invalid(
                 "this endpoint needs the client's secret key; set it with ClientBuilder::secret"
                     .into(),
             )
@@ -129,7 +129,7 @@ impl Auth for NoAuth {
 /// `Bearer <token>` as a header value marked sensitive (hidden from `Debug`).
 pub fn bearer_value(token: &Secret) -> Result<HeaderValue, Error> {
     let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-        .map_err(|_| Error::Invalid("the token is not a valid header value".into()))?;
+        .map_err(|_| ErrorKind::Invalid("the token is not a valid header value".into()))?;
     value.set_sensitive(true);
     Ok(value)
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::auth::{Auth, Credentials};
 use crate::endpoint::Endpoint;
 use crate::envelope::{Envelope, RawResponse};
-use crate::{Error, Secret};
+use crate::{Error, ErrorKind, Secret};
 
 /// The `User-Agent` sent unless another is set.
 pub const DEFAULT_USER_AGENT: &str = concat!("refresh-endpoint/", env!("CARGO_PKG_VERSION"));
@@ -117,12 +117,12 @@ impl Client {
         if let Some(host) = &self.inner.insecure_host
             && (E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN)
         {
-            return Err(Error::InsecureUrl { host: host.clone() });
+            return Err(ErrorKind::InsecureUrl { host: host.clone() }.into());
         }
         let mut url = self.inner.base_url.clone();
         endpoint.write_path(&mut url)?;
         let mut url =
-            Url::parse(&url).map_err(|e| Error::Invalid(format!("the URL is invalid: {e}")))?;
+            Url::parse(&url).map_err(|e| ErrorKind::Invalid(format!("the URL is invalid: {e}")))?;
         let mut query = Vec::new();
         endpoint.write_query(&mut query)?;
         if !query.is_empty() {
@@ -151,7 +151,7 @@ impl Client {
             format!("{}{}", self.inner.base_url, path_or_url)
         };
         let url =
-            Url::parse(&url).map_err(|e| Error::Invalid(format!("the URL is invalid: {e}")))?;
+            Url::parse(&url).map_err(|e| ErrorKind::Invalid(format!("the URL is invalid: {e}")))?;
         let mut request = reqwest::Request::new(method, url);
         self.apply_defaults(&mut request);
         Ok(request)
@@ -208,7 +208,7 @@ impl Client {
             .content_length()
             .is_some_and(|length| length > limit as u64)
         {
-            return Err(Error::TooLarge { endpoint, limit });
+            return Err(ErrorKind::TooLarge { endpoint, limit }.into());
         }
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
@@ -219,7 +219,7 @@ impl Client {
             .map_err(|e| Error::transport(endpoint, e))?
         {
             if body.len() + chunk.len() > limit {
-                return Err(Error::TooLarge { endpoint, limit });
+                return Err(ErrorKind::TooLarge { endpoint, limit }.into());
             }
             body.extend_from_slice(&chunk);
         }
@@ -271,7 +271,7 @@ impl ClientBuilder {
     }
 
     /// The largest response body read before failing with
-    /// [`Error::TooLarge`]. Default 1 MiB.
+    /// [`ErrorKind::TooLarge`]. Default 1 MiB.
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
         self.max_response_bytes = limit;
         self
@@ -291,7 +291,7 @@ impl ClientBuilder {
             (Ok(name), Ok(value)) => {
                 self.headers.insert(name, value);
             }
-            _ => self.error = Some(Error::Invalid(format!("invalid header `{name}`"))),
+            _ => self.error = Some(ErrorKind::Invalid(format!("invalid header `{name}`")).into()),
         }
         self
     }
@@ -316,15 +316,16 @@ impl ClientBuilder {
             return Err(error);
         }
         let url = Url::parse(&self.base_url)
-            .map_err(|e| Error::Invalid(format!("the base URL is invalid: {e}")))?;
+            .map_err(|e| ErrorKind::Invalid(format!("the base URL is invalid: {e}")))?;
         let insecure_host = match url.scheme() {
             "https" => None,
             "http" if self.allow_insecure_http || is_loopback(&url) => None,
             "http" => Some(url.host_str().unwrap_or_default().to_owned()),
             other => {
-                return Err(Error::Invalid(format!(
+                return Err(ErrorKind::Invalid(format!(
                     "the base URL must start with https:// or http://, not {other}://"
-                )));
+                ))
+                .into());
             }
         };
         let mut headers = self.headers;
@@ -336,7 +337,7 @@ impl ClientBuilder {
             None => reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
                 .build()
-                .map_err(|e| Error::Invalid(format!("could not start the HTTP client: {e}")))?,
+                .map_err(|e| ErrorKind::Invalid(format!("could not start the HTTP client: {e}")))?,
         };
         Ok(Client {
             inner: Arc::new(Inner {

@@ -31,6 +31,45 @@ impl Clock for SystemClock {
     }
 }
 
+/// How far [`coarse_unix_nanos`] may lag behind [`SystemTime::now`], with
+/// room to spare: the coarse clock is the time of the last scheduler tick
+/// (1–10 ms ago).
+pub(crate) const COARSE_LAG_NANOS: u64 = 1_000_000_000;
+
+/// Nanoseconds since the Unix epoch as of the last scheduler tick: never
+/// ahead of [`SystemTime::now`], behind it by less than
+/// [`COARSE_LAG_NANOS`], and about five times cheaper to read (no cycle
+/// counter). For "is it still well before then?" checks that leave the close
+/// calls to the exact clock.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn coarse_unix_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec` for the whole call.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    match (read, u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
+        (0, Ok(secs), Ok(nanos)) => secs * 1_000_000_000 + nanos,
+        _ => unix_nanos(SystemTime::now()),
+    }
+}
+
+/// Other systems have no cheaper clock to offer: the exact one.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn coarse_unix_nanos() -> u64 {
+    unix_nanos(SystemTime::now())
+}
+
+/// `time` as nanoseconds since the Unix epoch (0 before it, saturating
+/// after the year 2554).
+pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
 /// A clock that moves only when told to; `sleep` advances it at once.
 ///
 /// ```
@@ -92,5 +131,35 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     }
     fn sleep(&self, duration: Duration) -> Sleep {
         (**self).sleep(duration)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coarse_clock_is_never_ahead_and_lags_less_than_its_bound() {
+        for _ in 0..10_000 {
+            let before = unix_nanos(SystemTime::now());
+            let coarse = coarse_unix_nanos();
+            let after = unix_nanos(SystemTime::now());
+            assert!(coarse <= after, "ahead of the exact clock");
+            assert!(
+                coarse + COARSE_LAG_NANOS > before,
+                "lags by a second or more"
+            );
+        }
+    }
+
+    #[test]
+    fn unix_nanos_saturates() {
+        assert_eq!(unix_nanos(SystemTime::UNIX_EPOCH), 0);
+        assert_eq!(
+            unix_nanos(SystemTime::UNIX_EPOCH + Duration::new(1, 5)),
+            1_000_000_005
+        );
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40);
+        assert_eq!(unix_nanos(far), u64::MAX);
     }
 }

@@ -6,28 +6,101 @@ use std::time::Duration;
 
 /// The error of every call in this crate.
 ///
-/// Each variant is a cause a caller handles differently; most callers only
-/// ask two questions: [`Error::is_retryable`] (try again later, the session is
-/// intact) and [`Error::is_terminal`] (the refresh token is dead: sign in
-/// again). No variant ever contains a token: provider messages and body
-/// excerpts are passed through [`redact`] first.
+/// Most callers only ask two questions: [`Error::is_retryable`] (try again
+/// later, the session is intact) and [`Error::is_terminal`] (the refresh
+/// token is dead: sign in again). [`Error::kind`] tells every cause apart.
+/// No error ever contains a token: provider messages and body excerpts are
+/// passed through [`redact`] first.
+///
+/// An `Error` is one pointer wide (the [`ErrorKind`] is boxed), so a
+/// `Result<T, Error>` costs little more than a `T` to return and move:
+/// errors are rare, results are moved on every call.
 ///
 /// ```
-/// use refresh_endpoint::Error;
+/// use refresh_endpoint::{Error, ErrorKind};
 ///
 /// fn next_step(error: &Error) -> &'static str {
 ///     if error.is_terminal() {
 ///         "ask the user to sign in again"
 ///     } else if error.is_retryable() {
 ///         "keep the session, retry later"
+///     } else if let ErrorKind::InsecureUrl { .. } = error.kind() {
+///         "use https"
 ///     } else {
 ///         "report a bug"
 ///     }
 /// }
+/// assert_eq!(size_of::<Error>(), size_of::<usize>());
 /// ```
+#[derive(Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct Error(Box<ErrorKind>);
+
+impl Error {
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+
+    /// What went wrong, by value.
+    pub fn into_kind(self) -> ErrorKind {
+        *self.0
+    }
+
+    /// Whether the same call may succeed later: timeouts, transport errors,
+    /// HTTP 408, 425, 429 and 5xx, provider errors the provider marks
+    /// temporary, and an unreachable store. A retryable failure never ends a
+    /// session.
+    pub fn is_retryable(&self) -> bool {
+        self.0.is_retryable()
+    }
+
+    /// Whether the refresh token is dead and only a new sign-in helps
+    /// ([`ErrorKind::SignInAgain`]).
+    pub fn is_terminal(&self) -> bool {
+        self.0.is_terminal()
+    }
+
+    /// How long the server asked the client to wait, from `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.0.retry_after()
+    }
+
+    /// The provider's own error, for [`ErrorKind::Api`] and
+    /// [`ErrorKind::SignInAgain`].
+    pub fn api(&self) -> Option<&ApiError> {
+        self.0.api()
+    }
+
+    pub(crate) fn transport(endpoint: &'static str, error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            ErrorKind::Timeout { endpoint }.into()
+        } else {
+            ErrorKind::Transport {
+                endpoint,
+                source: Arc::new(error.without_url()),
+            }
+            .into()
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error(Box::new(kind))
+    }
+}
+
+/// Every cause of an [`Error`], grouped by what the caller does next.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
     /// The request did not complete in time.
     #[error("{endpoint}: the request timed out")]
     Timeout {
@@ -112,55 +185,44 @@ pub enum Error {
     },
 }
 
-impl Error {
+impl ErrorKind {
     /// Whether the same call may succeed later: timeouts, transport errors,
     /// HTTP 408, 425, 429 and 5xx, provider errors the provider marks
     /// temporary, and an unreachable store. A retryable failure never ends a
     /// session.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::Transport { .. } => true,
-            Error::Status { status, .. } => status_is_retryable(*status),
-            Error::Api(api) => api.retryable,
-            Error::Store { retryable, .. } => *retryable,
-            Error::SignInAgain(_)
-            | Error::Decode { .. }
-            | Error::TooLarge { .. }
-            | Error::InsecureUrl { .. }
-            | Error::Invalid(_) => false,
+            ErrorKind::Timeout { .. } | ErrorKind::Transport { .. } => true,
+            ErrorKind::Status { status, .. } => status_is_retryable(*status),
+            ErrorKind::Api(api) => api.retryable,
+            ErrorKind::Store { retryable, .. } => *retryable,
+            ErrorKind::SignInAgain(_)
+            | ErrorKind::Decode { .. }
+            | ErrorKind::TooLarge { .. }
+            | ErrorKind::InsecureUrl { .. }
+            | ErrorKind::Invalid(_) => false,
         }
     }
 
     /// Whether the refresh token is dead and only a new sign-in helps.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Error::SignInAgain(_))
+        matches!(self, ErrorKind::SignInAgain(_))
     }
 
     /// How long the server asked the client to wait, from `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::Status { retry_after, .. } => *retry_after,
-            Error::Api(api) => api.retry_after,
+            ErrorKind::Status { retry_after, .. } => *retry_after,
+            ErrorKind::Api(api) => api.retry_after,
             _ => None,
         }
     }
 
-    /// The provider's own error, for [`Error::Api`] and [`Error::SignInAgain`].
+    /// The provider's own error, for [`ErrorKind::Api`] and [`ErrorKind::SignInAgain`].
     pub fn api(&self) -> Option<&ApiError> {
         match self {
-            Error::Api(api) | Error::SignInAgain(Some(api)) => Some(api),
+            ErrorKind::Api(api) | ErrorKind::SignInAgain(Some(api)) => Some(api),
             _ => None,
-        }
-    }
-
-    pub(crate) fn transport(endpoint: &'static str, error: reqwest::Error) -> Self {
-        if error.is_timeout() {
-            Error::Timeout { endpoint }
-        } else {
-            Error::Transport {
-                endpoint,
-                source: Arc::new(error.without_url()),
-            }
         }
     }
 }
@@ -325,21 +387,23 @@ mod tests {
 
     #[test]
     fn classification() {
-        let e = Error::Status {
+        let e: Error = ErrorKind::Status {
             endpoint: "x",
             status: 503,
             excerpt: String::new(),
             retry_after: None,
-        };
+        }
+        .into();
         assert!(e.is_retryable() && !e.is_terminal());
-        assert!(Error::SignInAgain(None).is_terminal());
-        assert!(!Error::SignInAgain(None).is_retryable());
-        let e = Error::Status {
+        assert!(Error::from(ErrorKind::SignInAgain(None)).is_terminal());
+        assert!(!Error::from(ErrorKind::SignInAgain(None)).is_retryable());
+        let e: Error = ErrorKind::Status {
             endpoint: "x",
             status: 404,
             excerpt: String::new(),
             retry_after: None,
-        };
+        }
+        .into();
         assert!(!e.is_retryable());
     }
 }

@@ -45,7 +45,7 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
 };
 pub use endpoint::Endpoint;
-pub use error::{ApiError, Error};
+pub use error::{ApiError, Error, ErrorKind};
 pub use refresh_endpoint_macros::refresh_endpoint;
 pub use secret::Secret;
 

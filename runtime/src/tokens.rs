@@ -8,7 +8,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::providers::{atproto, clerk, cloudreve, oauth2};
-use crate::{Error, Secret};
+use crate::{Error, ErrorKind, Secret};
 
 /// A session's tokens: serialized as they are stored (expiries in Unix seconds).
 ///
@@ -187,7 +187,7 @@ impl IntoTokens for oauth2::TokenResponse {
 
 impl IntoTokens for clerk::SessionRefresh {
     fn into_tokens(self, _: SystemTime) -> Result<Issued, Error> {
-        let jwt = self.session_jwt().ok_or_else(|| Error::Decode {
+        let jwt = self.session_jwt().ok_or_else(|| ErrorKind::Decode {
             endpoint: "clerk",
             path: "cookies".into(),
             message: "no `__session` cookie in the response".into(),

@@ -10,7 +10,7 @@ use refresh_endpoint::providers::atproto::AtpSession;
 use refresh_endpoint::providers::clerk::SessionRefresh;
 use refresh_endpoint::providers::cloudreve::Token;
 use refresh_endpoint::providers::oauth2::TokenResponse;
-use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{
     AtpTokens, AtprotoMock, ClerkMock, CloudreveMock, Fault, OAuth2Mock,
 };
@@ -97,16 +97,16 @@ async fn a_5xx_without_a_body_is_a_retryable_status() {
 
     let error = refresh_err(&client, &alice).await;
 
-    let Error::Status {
+    let ErrorKind::Status {
         status,
-        ref excerpt,
+        excerpt,
         retry_after,
         ..
-    } = error
+    } = error.kind()
     else {
         panic!("{error:?}");
     };
-    assert_eq!((status, excerpt.as_str(), retry_after), (503, "", None));
+    assert_eq!((*status, excerpt.as_str(), *retry_after), (503, "", None));
     assert!(error.is_retryable());
     assert_session_intact(&client, &alice).await;
     assert_eq!(pds.refresh_count(), 2);
@@ -119,15 +119,13 @@ async fn a_proxys_html_502_page_is_a_retryable_status_with_an_excerpt() {
 
     let error = refresh_err(&client, &alice).await;
 
-    let Error::Status {
-        status,
-        ref excerpt,
-        ..
-    } = error
+    let ErrorKind::Status {
+        status, excerpt, ..
+    } = error.kind()
     else {
         panic!("{error:?}");
     };
-    assert_eq!(status, 502);
+    assert_eq!(*status, 502);
     assert!(excerpt.contains("502 Bad Gateway"), "{excerpt}");
     assert!(
         !excerpt.contains('\n'),
@@ -156,7 +154,7 @@ async fn an_html_502_in_front_of_cloudreve_is_a_retryable_status() {
     let error = endpoint.send(&client).await.unwrap_err();
 
     assert!(
-        matches!(error, Error::Status { status: 502, .. }),
+        matches!(error.kind(), ErrorKind::Status { status: 502, .. }),
         "{error:?}"
     );
     assert!(error.is_retryable() && !error.is_terminal());
@@ -183,7 +181,7 @@ async fn a_clerk_500_without_an_envelope_is_a_retryable_status() {
     let error = endpoint.send(&client).await.unwrap_err();
 
     assert!(
-        matches!(error, Error::Status { status: 500, .. }),
+        matches!(error.kind(), ErrorKind::Status { status: 500, .. }),
         "{error:?}"
     );
     assert!(error.is_retryable() && !error.is_terminal());
@@ -201,7 +199,10 @@ async fn broken_json_is_a_decode_error_without_the_partial_token() {
 
     let error = refresh_err(&client, &alice).await;
 
-    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    assert!(
+        matches!(error.kind(), ErrorKind::Decode { .. }),
+        "{error:?}"
+    );
     assert!(!error.is_retryable());
     // The cut-off body holds the start of a JWT; none of it is shown.
     assert_no_secrets(&error, &["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"]);
@@ -221,7 +222,10 @@ async fn broken_json_from_cloudreve_is_a_decode_error() {
     .await
     .unwrap_err();
 
-    assert!(matches!(error, Error::Decode { .. }), "{error:?}");
+    assert!(
+        matches!(error.kind(), ErrorKind::Decode { .. }),
+        "{error:?}"
+    );
     assert!(!error.is_retryable() && !error.is_terminal());
     assert_no_secrets(
         &error,
@@ -239,12 +243,7 @@ async fn json_of_another_shape_is_a_decode_error_naming_the_field() {
 
     let error = refresh_err(&client, &alice).await;
 
-    let Error::Decode {
-        ref path,
-        ref message,
-        ..
-    } = error
-    else {
+    let ErrorKind::Decode { path, message, .. } = error.kind() else {
         panic!("{error:?}");
     };
     assert_eq!(path, ".");
@@ -265,7 +264,7 @@ async fn a_body_over_max_response_bytes_is_too_large() {
     let error = refresh_err(&client, &alice).await;
 
     assert!(
-        matches!(error, Error::TooLarge { limit: 16384, .. }),
+        matches!(error.kind(), ErrorKind::TooLarge { limit: 16384, .. }),
         "{error:?}"
     );
     assert!(!error.is_retryable());
@@ -280,7 +279,10 @@ async fn a_dropped_connection_is_a_retryable_transport_error() {
 
     let error = refresh_err(&client, &alice).await;
 
-    assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+    assert!(
+        matches!(error.kind(), ErrorKind::Transport { .. }),
+        "{error:?}"
+    );
     assert!(error.is_retryable());
     assert!(
         !format!("{error:?}").contains(&pds.url()),
@@ -301,7 +303,10 @@ async fn a_hanging_server_hits_the_client_timeout() {
 
     let error = refresh_err(&client, &alice).await;
 
-    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout { .. }),
+        "{error:?}"
+    );
     assert!(error.is_retryable());
     assert_eq!(error.retry_after(), None);
     assert_session_intact(&client, &alice).await;
@@ -325,7 +330,7 @@ async fn xrpc_rate_limit_is_a_retryable_api_error_with_retry_after() {
 
     let error = refresh_err(&client, &alice).await;
 
-    assert!(matches!(error, Error::Api(_)), "{error:?}");
+    assert!(matches!(error.kind(), ErrorKind::Api(_)), "{error:?}");
     assert!(error.is_retryable());
     assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
     let api = error.api().unwrap();
@@ -348,7 +353,7 @@ async fn cloudreve_rate_limit_is_a_retryable_status_with_retry_after() {
     let error = endpoint.send(&client).await.unwrap_err();
 
     assert!(
-        matches!(error, Error::Status { status: 429, .. }),
+        matches!(error.kind(), ErrorKind::Status { status: 429, .. }),
         "{error:?}"
     );
     assert!(error.is_retryable() && !error.is_terminal());
@@ -377,7 +382,7 @@ async fn clerk_rate_limit_is_a_retryable_api_error_with_retry_after() {
 
     let error = endpoint.send(&client).await.unwrap_err();
 
-    assert!(matches!(error, Error::Api(_)), "{error:?}");
+    assert!(matches!(error.kind(), ErrorKind::Api(_)), "{error:?}");
     assert!(error.is_retryable() && !error.is_terminal());
     assert_eq!(error.retry_after(), Some(Duration::from_secs(5)));
     let api = error.api().unwrap();
@@ -407,7 +412,7 @@ async fn oauth2_rate_limit_is_a_retryable_api_error_with_retry_after() {
 
     let error = endpoint.send(&client).await.unwrap_err();
 
-    assert!(matches!(error, Error::Api(_)), "{error:?}");
+    assert!(matches!(error.kind(), ErrorKind::Api(_)), "{error:?}");
     assert!(error.is_retryable() && !error.is_terminal());
     assert_eq!(error.retry_after(), Some(Duration::from_secs(60)));
     let api = error.api().unwrap();

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use refresh_endpoint::auth::{Auth, Credentials};
 use refresh_endpoint::providers::oauth2::TokenResponse;
 use refresh_endpoint::reqwest::header::{AUTHORIZATION, HeaderValue};
-use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::oauth2::DEFAULT_CLIENT_ID;
 use refresh_endpoint_testkit::{ManualClock, OAuth2Mock, OAuth2Tokens, jwt};
 
@@ -47,13 +47,14 @@ impl Auth for TestkitClientBasic {
         credentials: Credentials<'_>,
     ) -> Result<(), Error> {
         let secret = credentials.client_secret.ok_or_else(|| {
-            Error::Invalid("set the client secret with ClientBuilder::secret".into())
+            ErrorKind::Invalid("set the client secret with ClientBuilder::secret".into())
         })?;
         // The id and secret are form-encoded first; both are unreserved
         // characters here, which encode to themselves.
         let pair = STANDARD.encode(format!("{DEFAULT_CLIENT_ID}:{}", secret.expose()));
-        let mut value = HeaderValue::try_from(format!("Basic {pair}"))
-            .map_err(|_| Error::Invalid("the client secret is not a valid header value".into()))?;
+        let mut value = HeaderValue::try_from(format!("Basic {pair}")).map_err(|_| {
+            ErrorKind::Invalid("the client secret is not a valid header value".into())
+        })?;
         value.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, value);
         Ok(())
@@ -86,7 +87,10 @@ fn assert_no_secrets(error: &Error, secrets: &[&str]) {
 
 /// Asserts a terminal `invalid_grant`.
 fn assert_invalid_grant(error: &Error) {
-    assert!(matches!(error, Error::SignInAgain(Some(_))), "{error:?}");
+    assert!(
+        matches!(error.kind(), ErrorKind::SignInAgain(Some(_))),
+        "{error:?}"
+    );
     assert!(error.is_terminal());
     assert!(!error.is_retryable());
     let api = error.api().unwrap();
@@ -100,7 +104,7 @@ fn assert_invalid_grant(error: &Error) {
 
 /// Asserts a non-terminal, non-retryable §5.2 error.
 fn assert_api_error(error: &Error, status: u16, code: &str, message: &str) {
-    assert!(matches!(error, Error::Api(_)), "{error:?}");
+    assert!(matches!(error.kind(), ErrorKind::Api(_)), "{error:?}");
     assert!(!error.is_terminal());
     assert!(!error.is_retryable());
     let api = error.api().unwrap();

@@ -22,7 +22,7 @@ use refresh_endpoint::reqwest;
 use refresh_endpoint::session::{Session, Status};
 use refresh_endpoint::store::{MemoryStore, Store};
 use refresh_endpoint::tokens::Tokens;
-use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::realpds::{Availability, RealPds};
 use refresh_endpoint_testkit::{AtprotoMock, jwt};
 use serde::de::IgnoredAny;
@@ -183,10 +183,13 @@ async fn get_session(url: &str, access_jwt: &str) -> RawResponse {
 fn assert_row(row: &str, error: &Error, terminal: bool, status: u16, code: &str, message: &str) {
     match terminal {
         true => assert!(
-            matches!(error, Error::SignInAgain(Some(_))),
+            matches!(error.kind(), ErrorKind::SignInAgain(Some(_))),
             "{row}: {error:?}"
         ),
-        false => assert!(matches!(error, Error::Api(_)), "{row}: {error:?}"),
+        false => assert!(
+            matches!(error.kind(), ErrorKind::Api(_)),
+            "{row}: {error:?}"
+        ),
     }
     assert_eq!(error.is_terminal(), terminal, "{row}: is_terminal");
     assert!(!error.is_retryable(), "{row}: is_retryable");
@@ -791,7 +794,10 @@ async fn assert_signed_out(
         other => panic!("{what}: {other:?}"),
     }
     let later = session.access_token().await.unwrap_err();
-    assert!(matches!(later, Error::SignInAgain(_)), "{what}: {later:?}");
+    assert!(
+        matches!(later.kind(), ErrorKind::SignInAgain(_)),
+        "{what}: {later:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

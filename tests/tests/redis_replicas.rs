@@ -19,7 +19,7 @@ use refresh_endpoint::retry::RetryPolicy;
 use refresh_endpoint::session::{Session, Status};
 use refresh_endpoint::store::{RedisStore, Saved, Store};
 use refresh_endpoint::tokens::Tokens;
-use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{AtprotoMock, Fault, Now};
 use refresh_endpoint_tests::redis_server::RedisServer;
 use sha2::{Digest, Sha256};
@@ -501,7 +501,7 @@ async fn the_store_compares_and_swaps_on_the_refresh_token() {
     );
     let error = short.lease(&first).await.unwrap_err();
     assert!(error.is_retryable() && !error.is_terminal(), "{error}");
-    assert!(matches!(error, Error::Store { .. }));
+    assert!(matches!(error.kind(), ErrorKind::Store { .. }));
     store
         .save(Some(&first.refresh_token), &second)
         .await
@@ -565,8 +565,8 @@ async fn redis_down_fails_retryably_and_the_session_survives_a_restart() {
         for error in [a.unwrap_err(), b.unwrap_err()] {
             assert!(
                 matches!(
-                    error,
-                    Error::Store {
+                    error.kind(),
+                    ErrorKind::Store {
                         retryable: true,
                         ..
                     }

@@ -127,7 +127,10 @@ fn insecure_http_is_refused_for_secrets_but_loopback_is_fine() {
     };
     let error = remote.build_request(&endpoint, None).unwrap_err();
     assert!(
-        matches!(error, refresh_endpoint::Error::InsecureUrl { .. }),
+        matches!(
+            error.kind(),
+            refresh_endpoint::ErrorKind::InsecureUrl { .. }
+        ),
         "{error}"
     );
     let opted_in = Client::builder("http://cloud.example.com")

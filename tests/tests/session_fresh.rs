@@ -12,7 +12,7 @@ use refresh_endpoint::retry::RetryPolicy;
 use refresh_endpoint::session::{Session, Status};
 use refresh_endpoint::store::{MemoryStore, Store};
 use refresh_endpoint::tokens::Tokens;
-use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{AtprotoMock, CloudreveMock, Fault, Now, atproto, cloudreve};
 
 #[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
@@ -318,7 +318,7 @@ async fn a_fault_within_the_retry_budget_is_invisible_to_callers() {
     mock.inject(Fault::BrokenJson);
     // BrokenJson is not retryable (a decode failure), so it surfaces...
     let error = session.access_token().await.unwrap_err();
-    assert!(matches!(error, Error::Decode { .. }), "{error}");
+    assert!(matches!(error.kind(), ErrorKind::Decode { .. }), "{error}");
     assert_eq!(mock.refresh_count(), 2);
     // ...and the tokens are intact for the next call.
     session.access_token().await.unwrap();
@@ -349,7 +349,7 @@ async fn a_timeout_during_refresh_keeps_the_session() {
         .unwrap();
     mock.inject(Fault::Hang);
     let error = session.access_token().await.unwrap_err();
-    assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    assert!(matches!(error.kind(), ErrorKind::Timeout { .. }), "{error}");
     assert!(error.is_retryable());
     session
         .access_token()

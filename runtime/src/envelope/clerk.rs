@@ -2,7 +2,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Envelope, RawResponse};
-use crate::{ApiError, Error};
+use crate::{ApiError, Error, ErrorKind};
 
 /// The Clerk Backend API envelope: a 2xx body is the response; an error is
 /// `{"errors": [{"message", "long_message", "code"}], "clerk_trace_id"}`.
@@ -11,8 +11,8 @@ use crate::{ApiError, Error};
 /// refreshed and a full sign-in is needed), except `clerk_key_*` errors: a
 /// wrong secret key is the server's configuration, and signing the user out
 /// would not help. 429 and 5xx are retryable; other errors are
-/// [`Error::Api`], with the first error's code and long message. A 401
-/// without Clerk's envelope (from a proxy) is an [`Error::Status`].
+/// [`ErrorKind::Api`], with the first error's code and long message. A 401
+/// without Clerk's envelope (from a proxy) is an [`ErrorKind::Status`].
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Clerk, Envelope, RawResponse};
@@ -59,7 +59,7 @@ impl Envelope for Clerk {
         }) = wire
         else {
             return Err(if response.status == 401 {
-                Error::SignInAgain(None)
+                ErrorKind::SignInAgain(None).into()
             } else {
                 response.status_error()
             });
@@ -72,9 +72,9 @@ impl Envelope for Clerk {
             .with_trace_id(clerk_trace_id)
             .with_retry_after(response.retry_after());
         if response.status == 401 && !error.code.starts_with("clerk_key") {
-            Err(Error::SignInAgain(Some(error)))
+            Err(ErrorKind::SignInAgain(Some(error)).into())
         } else {
-            Err(Error::Api(error))
+            Err(ErrorKind::Api(error).into())
         }
     }
 }

@@ -2,7 +2,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Envelope, RawResponse, decode_json};
-use crate::{ApiError, Error};
+use crate::{ApiError, Error, ErrorKind};
 
 /// The `{"code", "msg", "data"}` envelope of Cloudreve v4: the HTTP status is
 /// always 200 and `code == SUCCESS` (0 unless set with
@@ -10,7 +10,7 @@ use crate::{ApiError, Error};
 ///
 /// Code 40020 ("Failed to issue token pair") and 401 ("Login required") end
 /// the session; codes from 50000 up are server-side failures and retryable;
-/// any other code is [`Error::Api`]. The `correlation_id` becomes the trace id.
+/// any other code is [`ErrorKind::Api`]. The `correlation_id` becomes the trace id.
 /// An authorized call is refreshed and replayed when it answers code 401.
 ///
 /// ```
@@ -65,9 +65,9 @@ impl<const SUCCESS: i64> Envelope for CodeMsgData<SUCCESS> {
         .with_trace_id(head.correlation_id)
         .with_retryable(head.code >= 50000);
         if TERMINAL.contains(&head.code) {
-            Err(Error::SignInAgain(Some(error)))
+            Err(ErrorKind::SignInAgain(Some(error)).into())
         } else {
-            Err(Error::Api(error))
+            Err(ErrorKind::Api(error).into())
         }
     }
 

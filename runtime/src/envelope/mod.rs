@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, redact};
+use crate::error::{Error, ErrorKind, redact};
 
 /// A whole HTTP response, as read from the wire (its size capped).
 #[derive(Debug, Clone)]
@@ -72,9 +72,9 @@ impl RawResponse {
         Some(at.duration_since(SystemTime::now()).unwrap_or_default())
     }
 
-    /// An [`Error::Status`] for this response, with a redacted excerpt of the body.
+    /// An [`ErrorKind::Status`] for this response, with a redacted excerpt of the body.
     pub fn status_error(&self) -> Error {
-        Error::Status {
+        ErrorKind::Status {
             endpoint: self.endpoint,
             status: self.status,
             excerpt: redact(
@@ -83,6 +83,7 @@ impl RawResponse {
             ),
             retry_after: self.retry_after(),
         }
+        .into()
     }
 }
 
@@ -97,7 +98,7 @@ impl RawResponse {
 /// `{"ok": false, "reason": "…"}`:
 ///
 /// ```
-/// use refresh_endpoint::{ApiError, Error};
+/// use refresh_endpoint::{ApiError, Error, ErrorKind};
 /// use refresh_endpoint::envelope::{Envelope, RawResponse};
 /// use serde::de::DeserializeOwned;
 ///
@@ -117,9 +118,9 @@ impl RawResponse {
 ///                 let reason = wire.reason.unwrap_or_default();
 ///                 let error = ApiError::new("ok_result", response.status, reason.clone(), reason.clone());
 ///                 if reason == "session_revoked" {
-///                     Err(Error::SignInAgain(Some(error)))
+///                     Err(ErrorKind::SignInAgain(Some(error)).into())
 ///                 } else {
-///                     Err(Error::Api(error))
+///                     Err(ErrorKind::Api(error).into())
 ///                 }
 ///             }
 ///         }
@@ -157,11 +158,12 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
         (false, ".") => prefix.to_owned(),
         (false, _) => format!("{prefix}.{path}"),
     };
-    Err(Error::Decode {
+    Err(ErrorKind::Decode {
         endpoint,
         path,
         message: without_values(&error.to_string()),
-    })
+    }
+    .into())
 }
 
 /// serde's messages quote the offending value (`invalid type: string "…"`);
@@ -200,8 +202,8 @@ mod tests {
         }
         let err =
             decode_json::<Outer>("t", br#"{"data":{"expires":"secret-value"}}"#, "").unwrap_err();
-        match err {
-            Error::Decode { path, message, .. } => {
+        match err.into_kind() {
+            ErrorKind::Decode { path, message, .. } => {
                 assert_eq!(path, "data.expires");
                 assert!(!message.contains("secret-value"), "{message}");
             }
@@ -212,12 +214,13 @@ mod tests {
     #[test]
     fn decode_rejects_trailing_garbage_and_html() {
         assert!(matches!(
-            decode_json::<serde_json::Value>("t", b"<html>502</html>", ""),
-            Err(Error::Decode { .. })
+            decode_json::<serde_json::Value>("t", b"<html>502</html>", "")
+                .map_err(Error::into_kind),
+            Err(ErrorKind::Decode { .. })
         ));
         assert!(matches!(
-            decode_json::<serde_json::Value>("t", b"{} x", ""),
-            Err(Error::Decode { .. })
+            decode_json::<serde_json::Value>("t", b"{} x", "").map_err(Error::into_kind),
+            Err(ErrorKind::Decode { .. })
         ));
     }
 }

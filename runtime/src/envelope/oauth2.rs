@@ -2,7 +2,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Envelope, RawResponse};
-use crate::{ApiError, Error};
+use crate::{ApiError, Error, ErrorKind};
 
 /// The OAuth 2.0 token endpoint envelope (RFC 6749 §5.1, §5.2): a 2xx body
 /// is the response; an error is `{"error", "error_description", "error_uri"}`.
@@ -10,7 +10,7 @@ use crate::{ApiError, Error};
 /// `invalid_grant` (the refresh token is invalid, expired or revoked) ends
 /// the session; `temporarily_unavailable`, `server_error`, 429 and 5xx are
 /// retryable; other errors (`invalid_client`, `invalid_request`, …) are
-/// [`Error::Api`]: configuration problems that signing in again would not fix.
+/// [`ErrorKind::Api`]: configuration problems that signing in again would not fix.
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Envelope, OAuth2, RawResponse};
@@ -54,9 +54,9 @@ impl Envelope for OAuth2 {
         .with_retry_after(response.retry_after());
         error.retryable |= retryable;
         if error.code == "invalid_grant" {
-            Err(Error::SignInAgain(Some(error)))
+            Err(ErrorKind::SignInAgain(Some(error)).into())
         } else {
-            Err(Error::Api(error))
+            Err(ErrorKind::Api(error).into())
         }
     }
 }

@@ -4,7 +4,7 @@ use super::{Envelope, RawResponse};
 use crate::Error;
 
 /// No envelope: a 2xx body is the response; any other status is an
-/// [`Error::Status`] (retryable for 408, 425, 429 and 5xx).
+/// [`ErrorKind::Status`](crate::ErrorKind::Status) (retryable for 408, 425, 429 and 5xx).
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Envelope, Plain, RawResponse};

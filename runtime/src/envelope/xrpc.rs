@@ -2,14 +2,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Envelope, RawResponse};
-use crate::{ApiError, Error};
+use crate::{ApiError, Error, ErrorKind};
 
 /// The AT Protocol (XRPC) envelope: a 2xx body is the response, an error is
 /// `{"error": "Name", "message": "text"}`.
 ///
 /// `ExpiredToken`, `InvalidToken`, `AccountTakedown` and any 401 end the
-/// session ([`Error::SignInAgain`]), as in the reference client; 429 and 5xx
-/// are retryable; other errors are [`Error::Api`]. An authorized call is
+/// session ([`ErrorKind::SignInAgain`]), as in the reference client; 429 and 5xx
+/// are retryable; other errors are [`ErrorKind::Api`]. An authorized call is
 /// refreshed and replayed on 401, or on 400 `ExpiredToken`.
 ///
 /// ```
@@ -58,9 +58,9 @@ impl Envelope for Xrpc {
         )
         .with_retry_after(response.retry_after());
         if response.status == 401 || TERMINAL.contains(&error.code.as_str()) {
-            Err(Error::SignInAgain(Some(error)))
+            Err(ErrorKind::SignInAgain(Some(error)).into())
         } else {
-            Err(Error::Api(error))
+            Err(ErrorKind::Api(error).into())
         }
     }
 

@@ -13,8 +13,9 @@
 //!   swap) before any caller is handed the new access token.
 //! - **Failures.** Retryable ones are retried with backoff and keep the
 //!   tokens; terminal ones sign the session out, clear the store and release
-//!   every waiter with [`Error::SignInAgain`].
+//!   every waiter with [`ErrorKind::SignInAgain`].
 
+mod hot;
 mod refresh;
 mod state;
 
@@ -22,17 +23,17 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use futures_util::future::{BoxFuture, Shared};
 use tokio::sync::watch;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{self, Clock, SystemClock};
 use crate::envelope::{Envelope, RawResponse};
 use crate::retry::RetryPolicy;
 use crate::store::{MemoryStore, Saved, Store};
 use crate::tokens::{IntoTokens, Tokens};
-use crate::{ApiError, Client, Endpoint, Error, Secret};
+use crate::{ApiError, Client, Endpoint, Error, ErrorKind, Secret};
 
+use hot::Published;
 use state::{Active, Kind, State};
 
 /// The default skew: refresh this long before the access token expires.
@@ -109,12 +110,15 @@ struct Inner<E> {
     endpoint: E,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// The clock is the default [`SystemClock`], so the hot path may read
+    /// the cheaper [`clock::coarse_now`].
+    system_clock: bool,
     skew: Duration,
     jitter: Duration,
     retry: RetryPolicy,
     /// How long to wait before another proactive attempt after one failed.
     cooldown: Duration,
-    state: ArcSwap<State>,
+    state: Published,
     flight: Mutex<Option<Flight>>,
     status: watch::Sender<Status>,
 }
@@ -127,7 +131,7 @@ impl<E: RefreshEndpoint> Session<E> {
             endpoint,
             tokens: None,
             store: None,
-            clock: Arc::new(SystemClock),
+            clock: None,
             skew: DEFAULT_REFRESH_SKEW,
             jitter: DEFAULT_REFRESH_JITTER,
             retry: RetryPolicy::default(),
@@ -135,7 +139,7 @@ impl<E: RefreshEndpoint> Session<E> {
     }
 
     /// A valid access token: the current one, or a refreshed one when it is
-    /// expired or about to expire. Fails with [`Error::SignInAgain`] once the
+    /// expired or about to expire. Fails with [`ErrorKind::SignInAgain`] once the
     /// session is signed out; with a retryable error when a needed refresh
     /// failed after its retries (the tokens are kept for the next call).
     pub async fn access_token(&self) -> Result<Secret, Error> {
@@ -145,21 +149,22 @@ impl<E: RefreshEndpoint> Session<E> {
         }
     }
 
-    /// The hot path: no lock, no allocation but the token's reference count.
+    /// The hot path: no lock, no allocation, no exact clock read; only the
+    /// token's reference count is touched. Anything close to the refresh
+    /// time goes to the slow path, which decides with the exact clock.
     fn fresh_token(&self) -> Option<Secret> {
-        let state = self.inner.state.load();
-        match &state.kind {
-            Kind::Active(active) if active.is_fresh(self.inner.clock.now()) => {
-                Some(active.tokens.access_token.clone())
-            }
-            _ => None,
-        }
+        let surely_now = if self.inner.system_clock {
+            clock::coarse_unix_nanos() + clock::COARSE_LAG_NANOS
+        } else {
+            clock::unix_nanos(self.inner.clock.now())
+        };
+        self.inner.state.fresh_token(surely_now)
     }
 
     async fn access_token_slow(&self) -> Result<Secret, Error> {
         let state = self.inner.state.load_full();
         let active = match &state.kind {
-            Kind::SignedOut(reason) => return Err(Error::SignInAgain(reason.clone())),
+            Kind::SignedOut(reason) => return Err(ErrorKind::SignInAgain(reason.clone()).into()),
             Kind::Active(active) => active,
         };
         let now = self.inner.clock.now();
@@ -186,11 +191,12 @@ impl<E: RefreshEndpoint> Session<E> {
             Kind::Active(active) if active.unsaved.is_none() => {
                 Ok(active.tokens.access_token.clone())
             }
-            Kind::Active(_) => Err(Error::Store {
+            Kind::Active(_) => Err(ErrorKind::Store {
                 message: "the refreshed tokens could not be saved yet".into(),
                 retryable: true,
-            }),
-            Kind::SignedOut(reason) => Err(Error::SignInAgain(reason.clone())),
+            }
+            .into()),
+            Kind::SignedOut(reason) => Err(ErrorKind::SignInAgain(reason.clone()).into()),
         }
     }
 
@@ -231,7 +237,7 @@ impl<E: RefreshEndpoint> Session<E> {
                 self.refresh_from(state.generation).await
             }
             Kind::Active(_) => Ok(()),
-            Kind::SignedOut(reason) => Err(Error::SignInAgain(reason.clone())),
+            Kind::SignedOut(reason) => Err(ErrorKind::SignInAgain(reason.clone()).into()),
         }
     }
 
@@ -320,7 +326,7 @@ impl<E: RefreshEndpoint> Session<E> {
         token: &Secret,
     ) -> Result<RawResponse, Error> {
         let mut request = request.build().map_err(|e| {
-            Error::Invalid(format!(
+            ErrorKind::Invalid(format!(
                 "the request could not be built: {}",
                 e.without_url()
             ))
@@ -340,7 +346,7 @@ pub struct SessionBuilder<E> {
     endpoint: E,
     tokens: Option<Tokens>,
     store: Option<Arc<dyn Store>>,
-    clock: Arc<dyn Clock>,
+    clock: Option<Arc<dyn Clock>>,
     skew: Duration,
     jitter: Duration,
     retry: RetryPolicy,
@@ -368,7 +374,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
 
     /// The clock (tests pass a [`ManualClock`](crate::clock::ManualClock)).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
@@ -392,7 +398,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
     }
 
     /// Loads the store (or saves the given tokens to it) and starts the
-    /// session. Fails with [`Error::SignInAgain`] when there are no tokens.
+    /// session. Fails with [`ErrorKind::SignInAgain`] when there are no tokens.
     pub async fn build(self) -> Result<Session<E>, Error> {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let tokens = match (store.load().await?, self.tokens) {
@@ -402,24 +408,27 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
                 Saved::Conflict(Some(stored)) => stored,
                 Saved::Conflict(None) => given,
             },
-            (None, None) => return Err(Error::SignInAgain(None)),
+            (None, None) => return Err(ErrorKind::SignInAgain(None).into()),
         };
         let (status, _) = watch::channel(Status::Active);
-        let now = self.clock.now();
+        let system_clock = self.clock.is_none();
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let now = clock.now();
         Ok(Session {
             inner: Arc::new(Inner {
                 client: self.client,
                 endpoint: self.endpoint,
                 store,
-                clock: self.clock,
+                clock,
+                system_clock,
                 skew: self.skew,
                 jitter: self.jitter,
                 retry: self.retry,
                 cooldown: Duration::from_secs(5),
-                state: ArcSwap::from_pointee(State {
-                    generation: 0,
-                    kind: Kind::Active(Active::new(tokens, self.skew, self.jitter, now)),
-                }),
+                state: Published::new(State::new(
+                    0,
+                    Kind::Active(Active::new(tokens, self.skew, self.jitter, now)),
+                )),
                 flight: Mutex::new(None),
                 status,
             }),

@@ -11,7 +11,7 @@ use super::state::{Active, Kind, State};
 use super::{Flight, Inner, RefreshEndpoint, Status};
 use crate::store::{Lease, Saved};
 use crate::tokens::{IntoTokens, Tokens};
-use crate::{ApiError, Error, Secret};
+use crate::{ApiError, Error, ErrorKind, Secret};
 
 /// Starts the refresh in its own task and returns a future every caller can
 /// await. Dropping callers does not cancel the task; a panic in it becomes
@@ -23,7 +23,7 @@ pub(super) fn spawn<E: RefreshEndpoint>(inner: Arc<Inner<E>>) -> Flight {
     });
     async move {
         task.await.unwrap_or_else(|error| {
-            Err(Error::Invalid(format!("the refresh task failed: {error}")))
+            Err(ErrorKind::Invalid(format!("the refresh task failed: {error}")).into())
         })
     }
     .boxed()
@@ -67,7 +67,7 @@ async fn run<E: RefreshEndpoint>(inner: &Inner<E>) -> Result<(), Error> {
 async fn refresh<E: RefreshEndpoint>(inner: &Inner<E>, span: &tracing::Span) -> Result<(), Error> {
     let state = inner.state.load_full();
     let active = match &state.kind {
-        Kind::SignedOut(reason) => return Err(Error::SignInAgain(reason.clone())),
+        Kind::SignedOut(reason) => return Err(ErrorKind::SignInAgain(reason.clone()).into()),
         Kind::Active(active) => active,
     };
     if let Some(expected) = &active.unsaved {
@@ -218,10 +218,11 @@ async fn save_and_publish<E: RefreshEndpoint>(
 /// A store answering "conflict, empty" to a write that expected it empty
 /// breaks the `Store` contract; treat it as a retryable store failure.
 fn unreachable_conflict() -> Result<(), Error> {
-    Err(Error::Store {
+    Err(ErrorKind::Store {
         message: "the store reported a conflict on an empty slot".into(),
         retryable: true,
-    })
+    }
+    .into())
 }
 
 async fn sign_out<E: RefreshEndpoint>(inner: &Inner<E>, dead: &Secret, reason: Option<ApiError>) {
@@ -246,14 +247,13 @@ fn note_failure<E: RefreshEndpoint>(inner: &Inner<E>) {
         next.unsaved = active.unsaved.clone();
         next.retry_not_before = Some(inner.clock.now() + inner.cooldown);
         // Same generation: nothing was refreshed, waiters must not assume so.
-        inner.state.store(Arc::new(State {
-            generation: state.generation,
-            kind: Kind::Active(next),
-        }));
+        inner
+            .state
+            .store(State::new(state.generation, Kind::Active(next)));
     }
 }
 
 fn publish<E>(inner: &Inner<E>, kind: Kind) {
     let generation = inner.state.load().generation + 1;
-    inner.state.store(Arc::new(State { generation, kind }));
+    inner.state.store(State::new(generation, kind));
 }

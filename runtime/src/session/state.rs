@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::clock::unix_nanos;
 use crate::retry::random_unit;
 use crate::tokens::{Tokens, jwt_expiry};
 use crate::{ApiError, Secret};
@@ -10,7 +11,35 @@ use crate::{ApiError, Secret};
 pub(crate) struct State {
     /// Bumped on every change, so a waiter can tell that a refresh happened.
     pub generation: u64,
+    /// Until when (nanoseconds since the Unix epoch) a caller may take the
+    /// access token as it is, without asking for a refresh: the hot path's
+    /// one comparison. 0 when signed out or unsaved.
+    pub hand_out_until: u64,
+    /// The access token and copies of it for the hot path (see
+    /// [`super::hot`]); empty when it may not be handed out as it is.
+    pub copies: Box<[Secret]>,
     pub kind: Kind,
+}
+
+impl State {
+    pub fn new(generation: u64, kind: Kind) -> Self {
+        let hand_out_until = match &kind {
+            Kind::Active(active) if active.unsaved.is_none() => {
+                active.hand_out_until().map_or(u64::MAX, unix_nanos)
+            }
+            _ => 0,
+        };
+        let copies = match hand_out_until {
+            0 => Box::default(),
+            _ => super::hot::copies(&kind),
+        };
+        State {
+            generation,
+            hand_out_until,
+            copies,
+            kind,
+        }
+    }
 }
 
 pub(crate) enum Kind {
@@ -52,6 +81,19 @@ impl Active {
             unsaved: None,
             retry_not_before: None,
         }
+    }
+
+    /// Until when the access token may be handed out as it is (if saved):
+    /// the refresh time or, after a failed refresh, the end of the cooldown
+    /// unless the token expires first. `None`: no end.
+    fn hand_out_until(&self) -> Option<SystemTime> {
+        let refresh_at = self.refresh_at?;
+        let cooldown = match (self.retry_not_before, self.expires_at) {
+            (Some(cooldown), Some(expires)) => Some(cooldown.min(expires)),
+            (cooldown, None) => cooldown,
+            (None, Some(_)) => None,
+        };
+        Some(cooldown.map_or(refresh_at, |cooldown| cooldown.max(refresh_at)))
     }
 
     /// Saved, and not yet due for a proactive refresh.

@@ -7,7 +7,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 
 use super::{Saved, Store};
 use crate::tokens::Tokens;
-use crate::{Error, Secret};
+use crate::{Error, ErrorKind, Secret};
 
 /// Keeps tokens in a JSON file, written atomically: a temporary file in the
 /// same folder, `fsync`, `rename` over the old file, `fsync` of the folder.
@@ -56,13 +56,14 @@ impl FileStore {
 }
 
 fn store_error(error: io::Error) -> Error {
-    Error::Store {
+    ErrorKind::Store {
         message: format!("file store: {error}"),
         retryable: !matches!(
             error.kind(),
             io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidData
         ),
     }
+    .into()
 }
 
 fn read(path: &Path) -> io::Result<Option<Tokens>> {

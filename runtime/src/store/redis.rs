@@ -11,7 +11,7 @@ use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
 use super::{Lease, LeaseGuard, Saved, Store};
 use crate::error::redact;
 use crate::tokens::Tokens;
-use crate::{Error, Secret};
+use crate::{Error, ErrorKind, Secret};
 
 /// The default key prefix, so the store's keys are easy to find and
 /// cannot collide with an application's own.
@@ -53,7 +53,7 @@ const FIRST_POLL: Duration = Duration::from_millis(2);
 ///   [`poll_interval`](Self::poll_interval)) until that process has stored
 ///   new tokens, answered as [`Lease::Refreshed`], or the lease is free again.
 ///   After [`wait_timeout`](Self::wait_timeout) it gives up with a retryable
-///   [`Error::Store`].
+///   [`ErrorKind::Store`].
 /// - The holder extends its lease every third of
 ///   [`lease_ttl`](Self::lease_ttl) while it refreshes, and releases it with
 ///   a compare-and-delete. A holder that dies stops extending it: the lease
@@ -61,7 +61,7 @@ const FIRST_POLL: Duration = Duration::from_millis(2);
 ///   still in Redis.
 ///
 /// When Redis cannot be reached, every call fails with a retryable
-/// [`Error::Store`] (its message never holds a token): the session keeps its
+/// [`ErrorKind::Store`] (its message never holds a token): the session keeps its
 /// tokens, is not signed out, and no refresh is sent without the lease. The
 /// connection is a [`ConnectionManager`] that reconnects on its own; the next
 /// call after Redis is back succeeds.
@@ -118,11 +118,11 @@ impl RedisStore {
     ///
     /// The connection reconnects by itself; each attempt times out after
     /// 1 s, and a command after 3 s. Fails with a retryable
-    /// [`Error::Store`] if Redis cannot be reached now, and a non-retryable
+    /// [`ErrorKind::Store`] if Redis cannot be reached now, and a non-retryable
     /// one if the URL is invalid (the message never repeats the URL, which
     /// may hold a password).
     pub async fn connect(url: &str, key: impl Into<String>) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|error| Error::Store {
+        let client = redis::Client::open(url).map_err(|error| ErrorKind::Store {
             message: format!("redis store: invalid URL: {}", describe(&error)),
             retryable: false,
         })?;
@@ -375,10 +375,11 @@ fn is_connection_error(error: &RedisError) -> bool {
 
 /// A Redis failure as a retryable store error, its text redacted.
 fn redis_error(error: RedisError) -> Error {
-    Error::Store {
+    ErrorKind::Store {
         message: format!("redis store: {}", describe(&error)),
         retryable: true,
     }
+    .into()
 }
 
 fn describe(error: &RedisError) -> String {
@@ -386,12 +387,15 @@ fn describe(error: &RedisError) -> String {
 }
 
 fn decode(json: &str) -> Result<Tokens, Error> {
-    serde_json::from_str(json).map_err(|error| Error::Store {
-        message: format!(
-            "redis store: the stored value is not a token set: {}",
-            json_error_kind(&error)
-        ),
-        retryable: false,
+    serde_json::from_str(json).map_err(|error| {
+        ErrorKind::Store {
+            message: format!(
+                "redis store: the stored value is not a token set: {}",
+                json_error_kind(&error)
+            ),
+            retryable: false,
+        }
+        .into()
     })
 }
 
@@ -438,7 +442,7 @@ impl Store for RedisStore {
         tokens: &'a Tokens,
     ) -> BoxFuture<'a, Result<Saved, Error>> {
         async move {
-            let json = serde_json::to_string(tokens).map_err(|error| Error::Store {
+            let json = serde_json::to_string(tokens).map_err(|error| ErrorKind::Store {
                 message: format!(
                     "redis store: cannot encode the tokens: {}",
                     json_error_kind(&error)
@@ -513,14 +517,15 @@ impl Store for RedisStore {
                 }
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
-                    return Err(Error::Store {
+                    return Err(ErrorKind::Store {
                         message: format!(
                             "redis store: another process held the refresh lease of `{}` for longer than the wait timeout ({} ms)",
                             self.key,
                             self.wait_timeout.as_millis()
                         ),
                         retryable: true,
-                    });
+                    }
+                    .into());
                 }
                 waited = true;
                 tokio::time::sleep(pause.min(deadline - now)).await;
