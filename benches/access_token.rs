@@ -6,6 +6,9 @@
 //! They differ only in how the state is guarded:
 //!
 //! - `tokio_rwlock`: `tokio::sync::RwLock`, a read lock per call;
+//! - `tokio_rwlock_coarse`: the same, reading the coarse clock the session's
+//!   hot path reads (`CLOCK_REALTIME_COARSE`) instead of `SystemTime::now()`,
+//!   to tell what the lock costs from what the clock costs;
 //! - `tokio_mutex`: `tokio::sync::Mutex`;
 //! - `std_rwlock`: `std::sync::RwLock`, a read lock per call;
 //! - `arc_swap`: `arc_swap::ArcSwap`, the lock-free load the session's hot
@@ -17,11 +20,13 @@
 //!
 //! - `access_token/one_thread`: one call per iteration on a current-thread
 //!   runtime.
-//! - `access_token/tasks_N`: N tasks (N = cores and 2 × cores) on a
+//! - `access_token/tasks_N`: N tasks (N = 1, cores and 2 × cores) on a
 //!   multi-thread runtime with one worker per core, each making
-//!   [`CALLS_PER_TASK`] calls per iteration; the throughput is N ×
-//!   [`CALLS_PER_TASK`] calls per iteration, so time per call is
-//!   1 / throughput.
+//!   [`CALLS_PER_TASK`] calls per iteration and yielding every
+//!   [`YIELD_EVERY`] iterations (so that idle workers take tasks over); the throughput is N × [`CALLS_PER_TASK`]
+//!   calls per iteration, so time per call is 1 / throughput. A figure that
+//!   falls from `tasks_1` to `tasks_{cores}` means the calls scale with the
+//!   cores; one that stays flat, that they queue on something shared.
 //!
 //! `cargo bench -p refresh-endpoint-tests --bench access_token`; figures in
 //! BENCHMARKS.md.
@@ -48,6 +53,9 @@ struct RefreshSession;
 /// Calls each task makes per iteration in the multi-task groups.
 const CALLS_PER_TASK: u64 = 1_000;
 
+/// Iterations between two yields of a task in the multi-task groups.
+const YIELD_EVERY: u64 = 64;
+
 /// How long the tokens are valid: hours, so no call ever refreshes.
 const VALID_FOR: Duration = Duration::from_secs(10 * 3600);
 
@@ -69,6 +77,31 @@ impl Cached {
     fn fresh_token(&self) -> Option<Secret> {
         (SystemTime::now() < self.expires_at).then(|| self.access_token.clone())
     }
+
+    /// The same on the clock the session's hot path reads: the coarse wall
+    /// clock, taken as up to a second late.
+    fn fresh_token_coarse(&self) -> Option<Secret> {
+        (coarse_now() + Duration::from_secs(1) < self.expires_at).then(|| self.access_token.clone())
+    }
+}
+
+/// The wall clock as of the last scheduler tick (`CLOCK_REALTIME_COARSE`),
+/// as the session reads it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn coarse_now() -> SystemTime {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable `timespec` for the whole call.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+    assert_eq!(read, 0, "CLOCK_REALTIME_COARSE");
+    SystemTime::UNIX_EPOCH + Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn coarse_now() -> SystemTime {
+    SystemTime::now()
 }
 
 /// A token of a realistic size (an atproto access JWT is about this long);
@@ -116,6 +149,18 @@ impl Contender for TokioRwLock {
     type Token = Option<Secret>;
     async fn call(&self) -> Self::Token {
         self.0.read().await.fresh_token()
+    }
+}
+
+/// `tokio_rwlock` on the session's coarse clock: the difference to the
+/// session is then the lock alone.
+#[derive(Clone)]
+struct TokioRwLockCoarse(Arc<tokio::sync::RwLock<Cached>>);
+
+impl Contender for TokioRwLockCoarse {
+    type Token = Option<Secret>;
+    async fn call(&self) -> Self::Token {
+        self.0.read().await.fresh_token_coarse()
     }
 }
 
@@ -173,6 +218,11 @@ fn each_contender(
         group,
         "tokio_rwlock",
         TokioRwLock(Arc::new(Cached::new().into())),
+    );
+    bench.run(
+        group,
+        "tokio_rwlock_coarse",
+        TokioRwLockCoarse(Arc::new(Cached::new().into())),
     );
     bench.run(
         group,
@@ -256,7 +306,7 @@ fn all_cores(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a runtime");
-    for tasks in [cores, 2 * cores] {
+    for tasks in [1, cores, 2 * cores] {
         let mut group = c.benchmark_group(format!("access_token/tasks_{tasks}"));
         group.throughput(Throughput::Elements(tasks as u64 * CALLS_PER_TASK));
         let runtime = &runtime;
@@ -275,8 +325,17 @@ async fn run_tasks<C: Contender>(contender: &C, tasks: usize, iters: u64) -> Dur
             let start_line = Arc::clone(&start_line);
             tokio::spawn(async move {
                 start_line.wait().await;
-                for _ in 0..iters * CALLS_PER_TASK {
-                    black_box(contender.call().await);
+                for iteration in 0..iters {
+                    for _ in 0..CALLS_PER_TASK {
+                        black_box(contender.call().await);
+                    }
+                    // None of the calls suspends: yield now and then so that
+                    // an idle worker can take this task over and the tasks
+                    // spread over the cores. Not often: waking a parked
+                    // worker costs microseconds.
+                    if iteration % YIELD_EVERY == YIELD_EVERY - 1 {
+                        tokio::task::yield_now().await;
+                    }
                 }
             })
         })

@@ -42,6 +42,7 @@ pub(crate) const COARSE_LAG_NANOS: u64 = 1_000_000_000;
 /// counter). For "is it still well before then?" checks that leave the close
 /// calls to the exact clock.
 #[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
 pub(crate) fn coarse_unix_nanos() -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,

@@ -1,7 +1,10 @@
 //! [`Session`]: keeps an access token fresh with a declared refresh endpoint.
 //!
-//! - **Lock-free reads.** [`Session::access_token`] loads the current state
-//!   through an atomic pointer; no lock is taken while the token is fresh.
+//! - **Lock-free reads.** While the token is fresh, [`Session::access_token`]
+//!   takes no lock and writes nothing another thread reads: each thread
+//!   keeps a copy of the token, checked against the session's version
+//!   counter and a coarse clock reading (see `hot.rs`). A few nanoseconds a
+//!   call, on any number of threads (BENCHMARKS.md).
 //! - **Proactive refresh** when the access token is within the skew window of
 //!   its expiry (the provider's expiry field, else the JWT `exp` claim, else
 //!   never); **reactive refresh** when an [`Session::authorized`] call comes
@@ -149,9 +152,11 @@ impl<E: RefreshEndpoint> Session<E> {
         }
     }
 
-    /// The hot path: no lock, no allocation, no exact clock read; only the
-    /// token's reference count is touched. Anything close to the refresh
-    /// time goes to the slow path, which decides with the exact clock.
+    /// The hot path: no lock, no allocation, no exact clock read; only this
+    /// thread's copy of the token has its reference count bumped. Anything
+    /// within [`clock::COARSE_LAG_NANOS`] of the refresh time goes to the
+    /// slow path, which decides with the exact clock.
+    #[inline]
     fn fresh_token(&self) -> Option<Secret> {
         let surely_now = if self.inner.system_clock {
             clock::coarse_unix_nanos() + clock::COARSE_LAG_NANOS
