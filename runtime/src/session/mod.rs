@@ -114,7 +114,7 @@ struct Inner<E> {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     /// The clock is the default [`SystemClock`], so the hot path may read
-    /// the cheaper [`clock::coarse_now`].
+    /// the cheaper [`clock::coarse_unix_nanos`].
     system_clock: bool,
     skew: Duration,
     jitter: Duration,
