@@ -35,7 +35,9 @@ use serde_json::{Value, json};
 use crate::clock::{Now, from_unix_secs, system_clock, unix_secs};
 use crate::ids;
 use crate::jwt;
-use crate::server::{MockServer, Provider, authorization, common_methods, json_response, lock};
+use crate::server::{
+    self, MockServer, Provider, authorization, common_methods, json_response, lock,
+};
 
 /// `POST` — log in with `{identifier, password}`.
 pub const CREATE_SESSION_ROUTE: &str = "/xrpc/com.atproto.server.createSession";
@@ -161,10 +163,7 @@ impl AtprotoMockBuilder {
     ///
     /// If no loopback port can be bound; see [`try_start`](Self::try_start).
     pub async fn start(self) -> AtprotoMock {
-        match self.try_start().await {
-            Ok(mock) => mock,
-            Err(error) => panic!("testkit: cannot start the atproto mock on 127.0.0.1: {error}"),
-        }
+        server::started("atproto", self.try_start().await)
     }
 
     /// Starts the mock on `127.0.0.1:0`, reporting a bind failure.

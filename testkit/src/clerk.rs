@@ -27,7 +27,9 @@ use time::OffsetDateTime;
 use crate::clock::{Now, exp_passed, system_clock, unix_secs};
 use crate::ids;
 use crate::jwt;
-use crate::server::{MockServer, Provider, authorization, common_methods, json_response, lock};
+use crate::server::{
+    self, MockServer, Provider, authorization, common_methods, json_response, lock,
+};
 
 /// `POST` — the refresh route, with the session id in place of `{session_id}`.
 pub const REFRESH_ROUTE: &str = "/v1/sessions/{session_id}/refresh";
@@ -136,10 +138,7 @@ impl ClerkMockBuilder {
     ///
     /// If no loopback port can be bound; see [`try_start`](Self::try_start).
     pub async fn start(self) -> ClerkMock {
-        match self.try_start().await {
-            Ok(mock) => mock,
-            Err(error) => panic!("testkit: cannot start the Clerk mock on 127.0.0.1: {error}"),
-        }
+        server::started("Clerk", self.try_start().await)
     }
 
     /// Starts the mock on `127.0.0.1:0`, reporting a bind failure.

@@ -28,7 +28,9 @@ use time::{OffsetDateTime, UtcOffset};
 use crate::clock::{Now, exp_passed, system_clock, unix_secs};
 use crate::ids;
 use crate::jwt;
-use crate::server::{MockServer, Provider, authorization, common_methods, json_response, lock};
+use crate::server::{
+    self, MockServer, Provider, authorization, common_methods, json_response, lock,
+};
 
 /// `POST` — the refresh route, body `{"refresh_token": "..."}`.
 pub const REFRESH_ROUTE: &str = "/api/v4/session/token/refresh";
@@ -148,10 +150,7 @@ impl CloudreveMockBuilder {
     ///
     /// If no loopback port can be bound; see [`try_start`](Self::try_start).
     pub async fn start(self) -> CloudreveMock {
-        match self.try_start().await {
-            Ok(mock) => mock,
-            Err(error) => panic!("testkit: cannot start the Cloudreve mock on 127.0.0.1: {error}"),
-        }
+        server::started("Cloudreve", self.try_start().await)
     }
 
     /// Starts the mock on `127.0.0.1:0`, reporting a bind failure.

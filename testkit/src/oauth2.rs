@@ -28,7 +28,7 @@ use crate::clock::{Now, exp_passed, system_clock, unix_secs};
 use crate::ids;
 use crate::jwt;
 use crate::server::{
-    MockServer, Provider, authorization, common_methods, json_response, lock, strip_scheme,
+    self, MockServer, Provider, authorization, common_methods, json_response, lock, strip_scheme,
 };
 
 /// `POST` — the token endpoint, the refresh route.
@@ -173,10 +173,7 @@ impl OAuth2MockBuilder {
     ///
     /// If no loopback port can be bound; see [`try_start`](Self::try_start).
     pub async fn start(self) -> OAuth2Mock {
-        match self.try_start().await {
-            Ok(mock) => mock,
-            Err(error) => panic!("testkit: cannot start the OAuth 2.0 mock on 127.0.0.1: {error}"),
-        }
+        server::started("OAuth 2.0", self.try_start().await)
     }
 
     /// Starts the mock on `127.0.0.1:0`, reporting a bind failure.

@@ -64,6 +64,15 @@ pub(crate) struct MockServer {
     task: JoinHandle<()>,
 }
 
+/// The started mock, or a panic that names the provider and the reason (the
+/// `start` of every mock; `try_start` reports the error instead).
+#[track_caller]
+pub(crate) fn started<M>(provider: &str, mock: io::Result<M>) -> M {
+    mock.unwrap_or_else(|error| {
+        panic!("testkit: cannot start the {provider} mock on 127.0.0.1: {error}")
+    })
+}
+
 impl MockServer {
     /// Binds `127.0.0.1:0`. The caller builds its router knowing the address,
     /// then hands both to [`MockServer::spawn`].

@@ -35,6 +35,20 @@ async fn session(mock: &AtprotoMock, account: &AtpTokens) -> Session<RefreshSess
         .unwrap()
 }
 
+/// A provider whose clock the test moves a second before each refresh, so
+/// that each new access token differs from the last (they carry `iat`).
+/// The sessions run on the system clock, for which the tokens stay valid
+/// for hours.
+async fn mock_on_its_own_clock() -> (AtprotoMock, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_now());
+    let now = Arc::clone(&clock);
+    let mock = AtprotoMock::builder()
+        .clock(Arc::new(move || now.now()))
+        .start()
+        .await;
+    (mock, clock)
+}
+
 /// `THREADS` OS threads that, each time `round` is called, make `CALLS`
 /// calls to `access_token()` and report every answer.
 struct Callers {
@@ -102,15 +116,7 @@ fn all_equal_to(answers: &[Result<Secret, Error>], expected: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_is_seen_by_every_thread_at_its_next_call() {
-    // The provider's clock moves a second before each refresh, so each new
-    // access token differs from the last (they carry `iat`); the session
-    // runs on the system clock, for which the tokens stay valid for hours.
-    let provider_clock = Arc::new(ManualClock::starting_now());
-    let now = Arc::clone(&provider_clock);
-    let mock = AtprotoMock::builder()
-        .clock(Arc::new(move || now.now()))
-        .start()
-        .await;
+    let (mock, provider_clock) = mock_on_its_own_clock().await;
     let account = mock.create_account("alice.test");
     let session = session(&mock, &account).await;
     let callers = Callers::start(&session);
@@ -157,12 +163,7 @@ async fn a_sign_out_is_seen_by_every_thread_at_its_next_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_sharing_a_thread_never_see_each_others_tokens() {
-    let provider_clock = Arc::new(ManualClock::starting_now());
-    let now = Arc::clone(&provider_clock);
-    let mock = AtprotoMock::builder()
-        .clock(Arc::new(move || now.now()))
-        .start()
-        .await;
+    let (mock, provider_clock) = mock_on_its_own_clock().await;
     // More sessions than the per-thread cache has slots.
     let mut sessions = Vec::new();
     let mut accounts = Vec::new();
