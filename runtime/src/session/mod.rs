@@ -172,14 +172,13 @@ impl<E: RefreshEndpoint> Session<E> {
             Kind::SignedOut(reason) => return Err(ErrorKind::SignInAgain(reason.clone()).into()),
             Kind::Active(active) => active,
         };
+        // The hot path's rule, on the exact clock: fresh, or still valid
+        // while a failed refresh cools down.
         let now = self.inner.clock.now();
-        if active.is_fresh(now) {
+        if clock::unix_nanos(now) < state.hand_out_until {
             return Ok(active.tokens.access_token.clone());
         }
         let usable = active.is_usable(now);
-        if usable && active.retry_not_before.is_some_and(|at| now < at) {
-            return Ok(active.tokens.access_token.clone());
-        }
         if let Err(error) = self.refresh_from(state.generation).await {
             if usable && !error.is_terminal() {
                 tracing::warn!(endpoint = E::NAME, %error, "proactive refresh failed; the current access token is still valid");
