@@ -52,6 +52,12 @@ pub fn push_segment<T: Serialize + ?Sized>(
     field: &'static str,
 ) -> Result<(), Error> {
     match scalar(value, field)? {
+        // Encoded as they are, `.` and `..` would be taken as "this folder"
+        // and "the parent folder": the request would leave the declared path.
+        Some(value) if value == "." || value == ".." => Err(ErrorKind::Invalid(format!(
+            "path parameter `{field}` is `{value}`, which would change the path; refusing to send"
+        ))
+        .into()),
         Some(value) if !value.is_empty() => {
             path.extend(utf8_percent_encode(&value, SEGMENT));
             Ok(())

@@ -12,7 +12,11 @@ use tracing::Instrument;
 use crate::auth::{Auth, Credentials};
 use crate::endpoint::Endpoint;
 use crate::envelope::{Envelope, RawResponse};
+use crate::scrub::{self, Scrubber};
 use crate::{Error, ErrorKind, Secret};
+
+/// The most same-origin redirects an authorized request follows.
+const MAX_REDIRECTS: usize = 10;
 
 /// The `User-Agent` sent unless another is set.
 pub const DEFAULT_USER_AGENT: &str = concat!("refresh-endpoint/", env!("CARGO_PKG_VERSION"));
@@ -25,6 +29,13 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// headers, a timeout, a response size cap and the client-level secret.
 ///
 /// Cloning is cheap and shares the pool.
+///
+/// **Credentials stay where they belong.** A refresh request never follows a
+/// redirect (a 3xx answer is [`ErrorKind::Redirect`]); credentials never go
+/// over plain `http://` off this machine — to a host that is not loopback, or
+/// through an HTTP proxy set in the environment — unless
+/// [`ClientBuilder::allow_insecure_http`] says so; every secret a request
+/// carried is scrubbed, by value, from the errors its answer produces.
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,9 +61,13 @@ struct Inner {
     headers: HeaderMap,
     timeout: Option<Duration>,
     max_response_bytes: usize,
-    /// The host, when the base URL is plain http to a host that is not loopback
-    /// and the user did not opt in.
-    insecure_host: Option<String>,
+    /// Plain http off this machine allowed (the user opted in).
+    allow_insecure_http: bool,
+    /// The proxy rules of the environment (`HTTP_PROXY`, `NO_PROXY`, …), as
+    /// reqwest applies them.
+    proxies: hyper_util::client::proxy::matcher::Matcher,
+    /// Values of headers marked secret, scrubbed from errors.
+    secret_headers: Vec<Secret>,
 }
 
 impl Client {
@@ -71,6 +86,7 @@ impl Client {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             allow_insecure_http: false,
             http: None,
+            secret_headers: Vec::new(),
             error: None,
         }
     }
@@ -94,18 +110,49 @@ impl Client {
         endpoint: &E,
         refresh_token: Option<&Secret>,
     ) -> Result<E::Response, Error> {
-        let response = self.execute(endpoint, refresh_token).await?;
-        E::Envelope::unwrap(&response)
+        let (response, scrubber) = self.execute_scrubbed(endpoint, refresh_token).await?;
+        unwrap_scrubbed::<E::Envelope, E::Response>(&response, &scrubber)
     }
 
     /// Calls `endpoint` and returns the whole response, not unwrapped.
+    ///
+    /// A redirect is not followed: it is [`ErrorKind::Redirect`].
     pub async fn execute<E: Endpoint + ?Sized>(
         &self,
         endpoint: &E,
         refresh_token: Option<&Secret>,
     ) -> Result<RawResponse, Error> {
-        let request = self.build_request(endpoint, refresh_token)?;
-        self.fetch(E::NAME, request).await
+        Ok(self.execute_scrubbed(endpoint, refresh_token).await?.0)
+    }
+
+    /// [`Client::execute`], also returning the secrets the request carried.
+    pub(crate) async fn execute_scrubbed<E: Endpoint + ?Sized>(
+        &self,
+        endpoint: &E,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(RawResponse, Scrubber), Error> {
+        let (request, scrubber) = self.prepare(endpoint, refresh_token)?;
+        let url = request.url().clone();
+        let (response, final_url) = self
+            .fetch_inner(E::NAME, request)
+            .await
+            .map_err(|e| e.scrubbed(&scrubber))?;
+        if (300..400).contains(&response.status) || final_url != url {
+            // A client of the user's own may have followed it already.
+            let location = match final_url != url {
+                true => Some(final_url),
+                false => location(&response, &url),
+            };
+            let error: Error = ErrorKind::Redirect {
+                endpoint: E::NAME,
+                status: response.status,
+                location: location.map(|url| url.origin().ascii_serialization()),
+            }
+            .into();
+            tracing::warn!(endpoint = E::NAME, %error, "refusing to follow a redirect");
+            return Err(error.scrubbed(&scrubber));
+        }
+        Ok((response, scrubber))
     }
 
     /// Builds the request for `endpoint` without sending it.
@@ -114,11 +161,39 @@ impl Client {
         endpoint: &E,
         refresh_token: Option<&Secret>,
     ) -> Result<reqwest::Request, Error> {
-        if let Some(host) = &self.inner.insecure_host
-            && (E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN)
-        {
-            return Err(ErrorKind::InsecureUrl { host: host.clone() }.into());
+        Ok(self.prepare(endpoint, refresh_token)?.0)
+    }
+
+    /// Builds the request and gathers every secret it carries: the refresh
+    /// token, the client secret, `Secret`-typed fields, sensitive headers.
+    fn prepare<E: Endpoint + ?Sized>(
+        &self,
+        endpoint: &E,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(reqwest::Request, Scrubber), Error> {
+        let mut scrubber = self.scrubber();
+        if let Some(token) = refresh_token {
+            scrubber.add(token);
         }
+        let (request, fields) = scrub::capture(|| self.build(endpoint, refresh_token));
+        for secret in &fields {
+            scrubber.add(secret);
+        }
+        let request = request.map_err(|e| e.scrubbed(&scrubber))?;
+        for value in request.headers().values().filter(|v| v.is_sensitive()) {
+            scrubber.add_header_value(value.as_bytes());
+        }
+        if E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN || !fields.is_empty() {
+            self.check_destination(request.url())?;
+        }
+        Ok((request, scrubber))
+    }
+
+    fn build<E: Endpoint + ?Sized>(
+        &self,
+        endpoint: &E,
+        refresh_token: Option<&Secret>,
+    ) -> Result<reqwest::Request, Error> {
         let mut url = self.inner.base_url.clone();
         endpoint.write_path(&mut url)?;
         let mut url =
@@ -140,6 +215,94 @@ impl Client {
         let credentials = Credentials::new(refresh_token, self.inner.secret.as_ref());
         E::Auth::apply(&mut request, credentials)?;
         Ok(request)
+    }
+
+    /// A scrubber knowing the client's own secrets.
+    pub(crate) fn scrubber(&self) -> Scrubber {
+        let mut scrubber = Scrubber::default();
+        if let Some(secret) = &self.inner.secret {
+            scrubber.add(secret);
+        }
+        for secret in &self.inner.secret_headers {
+            scrubber.add(secret);
+        }
+        scrubber
+    }
+
+    /// Refuses a URL that a credential may not travel to: plain `http://`
+    /// to a host that is not loopback, or to any host through an HTTP proxy
+    /// from the environment — unless the user opted in with
+    /// [`ClientBuilder::allow_insecure_http`].
+    pub(crate) fn check_destination(&self, url: &Url) -> Result<(), Error> {
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if self.inner.allow_insecure_http => Ok(()),
+            "http" => {
+                let host = url.host_str().unwrap_or_default().to_owned();
+                if !is_loopback(url) {
+                    return Err(ErrorKind::InsecureUrl {
+                        host,
+                        through_proxy: false,
+                    }
+                    .into());
+                }
+                let proxied = url
+                    .as_str()
+                    .parse::<http::Uri>()
+                    .is_ok_and(|uri| self.inner.proxies.intercept(&uri).is_some());
+                if proxied {
+                    return Err(ErrorKind::InsecureUrl {
+                        host,
+                        through_proxy: true,
+                    }
+                    .into());
+                }
+                Ok(())
+            }
+            other => Err(ErrorKind::Invalid(format!(
+                "a URL must start with https:// or http://, not {other}://"
+            ))
+            .into()),
+        }
+    }
+
+    /// Sends a request carrying `token` as `Authorization: Bearer` to a URL
+    /// of the application's API, following redirects within the same origin
+    /// only (never to another scheme, host or port: such a 3xx answer is
+    /// returned as it is). Plain http off this machine is refused.
+    pub(crate) async fn send_authorized(
+        &self,
+        mut request: reqwest::Request,
+        token: &Secret,
+        authorize: impl Fn(&mut reqwest::Request) -> Result<(), Error>,
+    ) -> Result<RawResponse, Error> {
+        let mut scrubber = self.scrubber();
+        scrubber.add(token);
+        for _ in 0..=MAX_REDIRECTS {
+            self.check_destination(request.url())
+                .map_err(|e| e.scrubbed(&scrubber))?;
+            authorize(&mut request)?;
+            for value in request.headers().values().filter(|v| v.is_sensitive()) {
+                scrubber.add_header_value(value.as_bytes());
+            }
+            let replay = request.try_clone();
+            let url = request.url().clone();
+            let (response, _) = self
+                .fetch_inner("authorized", request)
+                .await
+                .map_err(|e| e.scrubbed(&scrubber))?;
+            let next = match (location(&response, &url), replay) {
+                (Some(next), Some(replay)) if next.origin() == url.origin() => {
+                    redirected(replay, response.status, next)
+                }
+                _ => None,
+            };
+            match next {
+                Some(next) => request = next,
+                None => return Ok(response),
+            }
+        }
+        Err(ErrorKind::Invalid(format!("more than {MAX_REDIRECTS} redirects")).into())
     }
 
     /// Starts a request to a URL of the same provider (relative paths are
@@ -165,11 +328,24 @@ impl Client {
     }
 
     /// Sends a request and reads its whole body, within the size cap.
+    ///
+    /// The request is sent as it is: it is not checked for plain http, and
+    /// whether a redirect is followed is up to the HTTP client (the default
+    /// one follows none).
     pub async fn fetch(
         &self,
         endpoint: &'static str,
         request: reqwest::Request,
     ) -> Result<RawResponse, Error> {
+        Ok(self.fetch_inner(endpoint, request).await?.0)
+    }
+
+    /// Sends, reads, and also returns the URL the answer came from.
+    async fn fetch_inner(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::Request,
+    ) -> Result<(RawResponse, Url), Error> {
         let span = tracing::debug_span!(
             "refresh_endpoint.http",
             endpoint,
@@ -177,13 +353,10 @@ impl Client {
             status = tracing::field::Empty,
         );
         let started = Instant::now();
-        let result = self
-            .fetch_inner(endpoint, request)
-            .instrument(span.clone())
-            .await;
+        let result = self.read(endpoint, request).instrument(span.clone()).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
-            Ok(response) => {
+            Ok((response, _)) => {
                 span.record("status", response.status);
                 tracing::debug!(parent: &span, elapsed_ms, "response received");
             }
@@ -192,11 +365,11 @@ impl Client {
         result
     }
 
-    async fn fetch_inner(
+    async fn read(
         &self,
         endpoint: &'static str,
         request: reqwest::Request,
-    ) -> Result<RawResponse, Error> {
+    ) -> Result<(RawResponse, Url), Error> {
         let limit = self.inner.max_response_bytes;
         let mut response = self
             .inner
@@ -211,6 +384,7 @@ impl Client {
             return Err(ErrorKind::TooLarge { endpoint, limit }.into());
         }
         let status = response.status().as_u16();
+        let url = response.url().clone();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -223,13 +397,62 @@ impl Client {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(RawResponse {
-            endpoint,
-            status,
-            headers,
-            body,
-        })
+        Ok((
+            RawResponse {
+                endpoint,
+                status,
+                headers,
+                body,
+            },
+            url,
+        ))
     }
+}
+
+/// Unwraps `response` with `Env`, every text of a failure scrubbed of the
+/// request's secrets.
+pub(crate) fn unwrap_scrubbed<Env: Envelope + ?Sized, T: serde::de::DeserializeOwned>(
+    response: &RawResponse,
+    scrubber: &Scrubber,
+) -> Result<T, Error> {
+    scrubber
+        .run(|| Env::unwrap(response))
+        .map_err(|e| e.scrubbed(scrubber))
+}
+
+/// Where a 3xx answer points, resolved against the request's URL.
+fn location(response: &RawResponse, url: &Url) -> Option<Url> {
+    if !(300..400).contains(&response.status) {
+        return None;
+    }
+    let value = response
+        .headers
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    url.join(value).ok()
+}
+
+/// The request that follows a redirect: 303, and 301/302 after a POST,
+/// become a GET without a body; 307 and 308 repeat the request as it was.
+fn redirected(mut request: reqwest::Request, status: u16, next: Url) -> Option<reqwest::Request> {
+    match status {
+        301 | 302 | 303 => {
+            if status == 303 && request.method() != Method::HEAD || request.method() == Method::POST
+            {
+                *request.method_mut() = Method::GET;
+                *request.body_mut() = None;
+                request.headers_mut().remove(CONTENT_TYPE);
+                request
+                    .headers_mut()
+                    .remove(reqwest::header::CONTENT_LENGTH);
+            }
+        }
+        307 | 308 => {}
+        _ => return None,
+    }
+    *request.url_mut() = next;
+    Some(request)
 }
 
 impl fmt::Debug for Client {
@@ -253,6 +476,7 @@ pub struct ClientBuilder {
     max_response_bytes: usize,
     allow_insecure_http: bool,
     http: Option<reqwest::Client>,
+    secret_headers: Vec<Secret>,
     error: Option<Error>,
 }
 
@@ -282,13 +506,40 @@ impl ClientBuilder {
         self.header("user-agent", user_agent)
     }
 
-    /// A header sent with every request.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    /// A header sent with every request. For an API key or any other
+    /// credential use [`ClientBuilder::secret_header`].
+    pub fn header(self, name: &str, value: &str) -> Self {
+        self.insert_header(name, value, false)
+    }
+
+    /// A header carrying a credential (an API key), sent with every request:
+    /// marked sensitive (hidden from `Debug`), scrubbed from every error,
+    /// refused over plain http off this machine, and never sent to another
+    /// origin by a redirect.
+    ///
+    /// ```
+    /// use refresh_endpoint::Client;
+    ///
+    /// let client = Client::builder("https://api.example.com")
+    ///     .secret_header("X-Api-Key", "key_live_123")
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!format!("{client:?}").contains("key_live_123"));
+    /// ```
+    pub fn secret_header(self, name: &str, value: impl Into<Secret>) -> Self {
+        let value = value.into();
+        let mut this = self.insert_header(name, value.expose(), true);
+        this.secret_headers.push(value);
+        this
+    }
+
+    fn insert_header(mut self, name: &str, value: &str, secret: bool) -> Self {
         match (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
         ) {
-            (Ok(name), Ok(value)) => {
+            (Ok(name), Ok(mut value)) => {
+                value.set_sensitive(secret);
                 self.headers.insert(name, value);
             }
             _ => self.error = Some(ErrorKind::Invalid(format!("invalid header `{name}`")).into()),
@@ -297,7 +548,8 @@ impl ClientBuilder {
     }
 
     /// Allows sending credentials over plain `http://` to a host that is not
-    /// loopback. Off by default: tokens would cross the network in clear text.
+    /// loopback, or through an HTTP proxy. Off by default: tokens would cross
+    /// the network in clear text.
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
         self.allow_insecure_http = allow;
         self
@@ -305,6 +557,11 @@ impl ClientBuilder {
 
     /// Uses this `reqwest` client (its pool, proxy and TLS settings). The
     /// timeout and headers of this builder still apply to each request.
+    ///
+    /// Give it `redirect(reqwest::redirect::Policy::none())`, as the default
+    /// client has: a refresh answer that arrives through a redirect is
+    /// refused ([`ErrorKind::Redirect`]), but by then the credentials were
+    /// sent to the redirect's target.
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
         self
@@ -317,17 +574,13 @@ impl ClientBuilder {
         }
         let url = Url::parse(&self.base_url)
             .map_err(|e| ErrorKind::Invalid(format!("the base URL is invalid: {e}")))?;
-        let insecure_host = match url.scheme() {
-            "https" => None,
-            "http" if self.allow_insecure_http || is_loopback(&url) => None,
-            "http" => Some(url.host_str().unwrap_or_default().to_owned()),
-            other => {
-                return Err(ErrorKind::Invalid(format!(
-                    "the base URL must start with https:// or http://, not {other}://"
-                ))
-                .into());
-            }
-        };
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(ErrorKind::Invalid(format!(
+                "the base URL must start with https:// or http://, not {}://",
+                url.scheme()
+            ))
+            .into());
+        }
         let mut headers = self.headers;
         headers
             .entry(USER_AGENT)
@@ -336,6 +589,8 @@ impl ClientBuilder {
             Some(http) => http,
             None => reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .referer(false)
                 .build()
                 .map_err(|e| ErrorKind::Invalid(format!("could not start the HTTP client: {e}")))?,
         };
@@ -347,7 +602,9 @@ impl ClientBuilder {
                 headers,
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
-                insecure_host,
+                allow_insecure_http: self.allow_insecure_http,
+                proxies: hyper_util::client::proxy::matcher::Matcher::from_env(),
+                secret_headers: self.secret_headers,
             }),
         })
     }

@@ -72,6 +72,12 @@ impl Error {
         self.0.api()
     }
 
+    /// This error with every secret `scrubber` knows removed from its texts.
+    pub(crate) fn scrubbed(mut self, scrubber: &crate::scrub::Scrubber) -> Self {
+        scrubber.scrub_error(&mut self.0);
+        self
+    }
+
     pub(crate) fn transport(endpoint: &'static str, error: reqwest::Error) -> Self {
         if error.is_timeout() {
             ErrorKind::Timeout { endpoint }.into()
@@ -161,13 +167,33 @@ pub enum ErrorKind {
         limit: usize,
     },
 
-    /// A secret would have gone to a plain `http://` URL that is not loopback.
+    /// The refresh endpoint answered with a redirect. Refresh requests never
+    /// follow one: the body and headers carry credentials, and a redirect
+    /// could send them to another origin. Neither retryable nor terminal: the
+    /// client's base URL should name the final origin.
+    #[error("{endpoint}: the server answered with a redirect (HTTP {status}){}; refresh requests never follow redirects: use the final URL as the base URL", match .location { Some(origin) => format!(" to {origin}"), None => String::new() })]
+    Redirect {
+        /// The endpoint that was called.
+        endpoint: &'static str,
+        /// The HTTP status (301, 302, 303, 307, 308, …).
+        status: u16,
+        /// The origin (`scheme://host:port`) the redirect pointed to, never
+        /// its path or query.
+        location: Option<String>,
+    },
+
+    /// A secret would have gone over plain `http://` off this machine: to a
+    /// host that is not loopback, or through an HTTP proxy.
     #[error(
-        "refusing to send credentials over plain http to {host}; use https, or opt in with ClientBuilder::allow_insecure_http"
+        "refusing to send credentials over plain http to {host}{}; use https, or opt in with ClientBuilder::allow_insecure_http",
+        if *.through_proxy { " through the HTTP proxy set in the environment (add the host to NO_PROXY)" } else { "" }
     )]
     InsecureUrl {
         /// The host that was refused.
         host: String,
+        /// Whether the host is loopback but an HTTP proxy from the environment
+        /// (`HTTP_PROXY`, `ALL_PROXY`) would carry the request.
+        through_proxy: bool,
     },
 
     /// The request could not be built: an invalid URL, header or parameter,
@@ -199,6 +225,7 @@ impl ErrorKind {
             ErrorKind::SignInAgain(_)
             | ErrorKind::Decode { .. }
             | ErrorKind::TooLarge { .. }
+            | ErrorKind::Redirect { .. }
             | ErrorKind::InsecureUrl { .. }
             | ErrorKind::Invalid(_) => false,
         }
@@ -317,6 +344,10 @@ impl std::error::Error for ApiError {}
 /// Shortens `text` to at most `max` characters, folds white space, and
 /// replaces anything that looks like a token with `[redacted]`.
 ///
+/// While a response is being unwrapped, the secrets its request carried
+/// (tokens, client secret, secret fields and headers) are removed first, by
+/// value, in any encoding — before the text is shortened.
+///
 /// A word counts as token-like when it is 20 characters or more of the
 /// characters tokens are made of (letters, digits, `-_.~+/=`) and holds a
 /// digit or a dot-separated JWT shape. Provider messages and body excerpts go
@@ -329,6 +360,13 @@ impl std::error::Error for ApiError {}
 /// assert_eq!(redact(text, 100), "bad token [redacted] here");
 /// ```
 pub fn redact(text: &str, max: usize) -> String {
+    match crate::scrub::Scrubber::scrub_active(text) {
+        Some(scrubbed) => redact_shape(&scrubbed, max),
+        None => redact_shape(text, max),
+    }
+}
+
+fn redact_shape(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max + 16));
     for word in text.split_whitespace() {
         if out.chars().count() >= max {
@@ -340,6 +378,24 @@ pub fn redact(text: &str, max: usize) -> String {
         }
         if looks_like_token(word) {
             out.push_str("[redacted]");
+        } else if word.contains(['?', '&', '=', '#']) {
+            // A URL or a form: its parameters one by one.
+            let mut piece = String::new();
+            for c in word.chars().chain(['\0']) {
+                if matches!(c, '?' | '&' | '=' | '#' | '\0') {
+                    if looks_like_token(&piece) {
+                        out.push_str("[redacted]");
+                    } else {
+                        out.push_str(&piece);
+                    }
+                    if c != '\0' {
+                        out.push(c);
+                    }
+                    piece.clear();
+                } else {
+                    piece.push(c);
+                }
+            }
         } else {
             out.extend(word.chars().take(max));
         }
@@ -371,6 +427,13 @@ mod tests {
             "[redacted] rest"
         );
         assert_eq!(redact("plain words stay", 100), "plain words stay");
+        assert_eq!(
+            redact(
+                "see https://cb.example/x?code=1&token=abcdefghijklmnopqrstuvwx1234",
+                100
+            ),
+            "see https://cb.example/x?code=1&token=[redacted]"
+        );
         assert_eq!(
             redact("<html>\n  <h1>502 Bad Gateway</h1>", 100),
             "<html> <h1>502 Bad Gateway</h1>"

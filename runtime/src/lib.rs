@@ -33,6 +33,7 @@ pub mod envelope;
 pub mod error;
 pub mod providers;
 pub mod retry;
+mod scrub;
 mod secret;
 pub mod session;
 pub mod store;

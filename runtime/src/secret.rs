@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroize;
 
 /// An access token, refresh token or API key.
 ///
@@ -11,6 +12,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// sit in any struct that derives `Debug` or appears in a log line. The value
 /// is read with [`Secret::expose`]. On the wire (serde) it is a plain string.
 /// Cloning is cheap: the value is shared.
+///
+/// When the last copy of a value is dropped, its bytes are overwritten with
+/// zeros before the memory is freed (with the `zeroize` crate, as `secrecy`
+/// does), so a token does not linger in freed memory. Copies made outside
+/// this type — the bytes of a request or response that `reqwest`, `hyper` or
+/// `serde` buffered — are not covered.
 ///
 /// ```
 /// use refresh_endpoint::Secret;
@@ -29,6 +36,13 @@ impl Secret {
     /// Wraps a value.
     pub fn new(value: impl Into<Arc<str>>) -> Self {
         Secret(value.into())
+    }
+
+    /// Wraps a `String`, zeroing the `String`'s buffer after the copy.
+    fn from_string(mut value: String) -> Self {
+        let secret = Secret(Arc::from(value.as_str()));
+        value.zeroize();
+        secret
     }
 
     /// The value itself. Call it only where the value must leave the program.
@@ -54,9 +68,21 @@ impl fmt::Display for Secret {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // The strong count is read first (a plain load) so that dropping one
+        // of several copies, the common case, writes nothing shared.
+        if Arc::strong_count(&self.0) == 1
+            && let Some(value) = Arc::get_mut(&mut self.0)
+        {
+            value.zeroize();
+        }
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Secret::new(value)
+        Secret::from_string(value)
     }
 }
 
@@ -68,6 +94,7 @@ impl From<&str> for Secret {
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::scrub::note_serialized(self);
         serializer.serialize_str(&self.0)
     }
 }

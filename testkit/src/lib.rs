@@ -63,6 +63,7 @@ pub mod clerk;
 mod clock;
 pub mod cloudreve;
 mod fault;
+pub mod hostile;
 mod ids;
 pub mod jwt;
 pub mod oauth2;

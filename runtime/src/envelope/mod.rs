@@ -33,7 +33,10 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorKind, redact};
 
 /// A whole HTTP response, as read from the wire (its size capped).
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the status, the header names and the body's length,
+/// never a header value or the body: either may hold tokens.
+#[derive(Clone)]
 pub struct RawResponse {
     /// The endpoint's name, for errors and logs.
     pub endpoint: &'static str,
@@ -43,6 +46,20 @@ pub struct RawResponse {
     pub headers: HeaderMap,
     /// The body.
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for RawResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawResponse")
+            .field("endpoint", &self.endpoint)
+            .field("status", &self.status)
+            .field(
+                "headers",
+                &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl RawResponse {
@@ -77,10 +94,14 @@ impl RawResponse {
         ErrorKind::Status {
             endpoint: self.endpoint,
             status: self.status,
-            excerpt: redact(
-                &String::from_utf8_lossy(&self.body[..self.body.len().min(1024)]),
-                200,
-            ),
+            excerpt: {
+                let mut text = String::from_utf8_lossy(&self.body[..self.body.len().min(4096)]);
+                if self.body.len() > 4096 {
+                    // Marks the cut, so that a secret cut in half is found.
+                    text.to_mut().push('…');
+                }
+                redact(&text, 200)
+            },
             retry_after: self.retry_after(),
         }
         .into()

@@ -248,6 +248,13 @@ impl<E: RefreshEndpoint> Session<E> {
     /// Wraps a request to the provider's API: the access token is added as
     /// `Authorization: Bearer`, and if the answer says it expired, the
     /// session refreshes and the request is replayed once.
+    ///
+    /// The token goes only where it belongs: plain `http://` off this
+    /// machine (a host that is not loopback, or an HTTP proxy) is refused
+    /// with [`ErrorKind::InsecureUrl`]; redirects are followed within the
+    /// same origin only — a redirect to another scheme, host or port is
+    /// returned as it is, not followed, so neither the token nor the client's
+    /// secret headers reach another origin.
     pub fn authorized(&self, request: reqwest::RequestBuilder) -> Authorized<'_, E> {
         Authorized {
             session: self,
@@ -329,17 +336,22 @@ impl<E: RefreshEndpoint> Session<E> {
         request: reqwest::RequestBuilder,
         token: &Secret,
     ) -> Result<RawResponse, Error> {
-        let mut request = request.build().map_err(|e| {
+        let request = request.build().map_err(|e| {
             ErrorKind::Invalid(format!(
                 "the request could not be built: {}",
                 e.without_url()
             ))
         })?;
-        request.headers_mut().insert(
-            reqwest::header::AUTHORIZATION,
-            crate::auth::bearer_value(token)?,
-        );
-        self.inner.client.fetch("authorized", request).await
+        let bearer = crate::auth::bearer_value(token)?;
+        self.inner
+            .client
+            .send_authorized(request, token, |request| {
+                request
+                    .headers_mut()
+                    .insert(reqwest::header::AUTHORIZATION, bearer.clone());
+                Ok(())
+            })
+            .await
     }
 }
 
