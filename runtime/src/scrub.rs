@@ -193,9 +193,18 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'(')
     .remove(b')');
 
+/// What a URL's query leaves as it is but for spaces, quotes and controls
+/// (the WHATWG query set).
+const QUERY: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>');
+
 /// The forms in which `secret` may come back: as is, JSON-escaped (also with
 /// `\/`), form-urlencoded, percent-encoded (upper- and lower-case hex, strict
-/// and URI-component sets), and with only spaces and controls encoded.
+/// and URI-component sets), and with only spaces, quotes and controls encoded.
 fn encodings(secret: &str) -> Vec<String> {
     let mut forms = vec![secret.to_owned()];
     if let Ok(json) = serde_json::to_string(secret) {
@@ -206,7 +215,7 @@ fn encodings(secret: &str) -> Vec<String> {
     if let Ok(form) = serde_urlencoded::to_string([("", secret)]) {
         forms.push(form.trim_start_matches('=').to_owned());
     }
-    for set in [NON_ALPHANUMERIC, COMPONENT, CONTROLS] {
+    for set in [NON_ALPHANUMERIC, COMPONENT, QUERY] {
         let upper = utf8_percent_encode(secret, set).to_string();
         forms.push(lower_hex(&upper));
         forms.push(upper);
