@@ -17,6 +17,8 @@ mod clerk;
 mod code_msg_data;
 mod oauth2;
 mod plain;
+#[cfg(test)]
+mod prop_tests;
 mod xrpc;
 
 pub use clerk::Clerk;
