@@ -195,12 +195,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// What a URL's query leaves as it is but for spaces, quotes and controls
 /// (the WHATWG query set).
-const QUERY: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'<')
-    .add(b'>');
+const QUERY: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>');
 
 /// The forms in which `secret` may come back: as is, JSON-escaped (also with
 /// `\/`), form-urlencoded, percent-encoded (upper- and lower-case hex, strict

@@ -49,7 +49,13 @@ async fn credentials_never_reach_a_proxy_in_clear_and_paths_stay_declared() {
         .await
         .expect_err("the refresh token went to the proxy in clear text");
     assert!(
-        matches!(error.kind(), ErrorKind::InsecureUrl { through_proxy: true, .. }),
+        matches!(
+            error.kind(),
+            ErrorKind::InsecureUrl {
+                through_proxy: true,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error.to_string().contains("NO_PROXY"), "{error}");

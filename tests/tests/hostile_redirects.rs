@@ -303,3 +303,62 @@ async fn session_requests_refuse_plain_http_off_the_machine() {
     );
     assert!(other.requests().is_empty());
 }
+
+/// An https origin redirecting to plain http on the same host: a refresh
+/// request does not follow; a session request does not either (another
+/// scheme is another origin), so no credential crosses in clear text.
+#[tokio::test]
+async fn an_https_origin_never_downgrades_to_http() {
+    use refresh_endpoint_tests::tls_server::TlsServer;
+
+    for status in STATUSES {
+        let plain = capture().await;
+        let target = format!("http://127.0.0.1:{}/capture", plain.port());
+        let app = axum::Router::new().fallback(move || {
+            let target = target.clone();
+            async move {
+                axum::response::Response::builder()
+                    .status(status)
+                    .header("location", target)
+                    .body(axum::body::Body::empty())
+                    .unwrap()
+            }
+        });
+        let origin = TlsServer::start(app).await;
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(origin.ca_pem().as_bytes()).unwrap()])
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let client = Client::builder(origin.url())
+            .http_client(http.clone())
+            .secret_header("X-Api-Key", KEY)
+            .build()
+            .unwrap();
+
+        let error = Bearer
+            .send(&client, &Secret::new(REFRESH))
+            .await
+            .expect_err("followed a downgrade");
+        assert!(
+            matches!(error.kind(), ErrorKind::Redirect { location: Some(l), .. } if *l == plain.url()),
+            "{status}: {error:?}"
+        );
+
+        let session = Session::builder(client.clone(), Bearer)
+            .tokens(Tokens::new(ACCESS, REFRESH))
+            .build()
+            .await
+            .unwrap();
+        let response = session
+            .authorized(http.get(format!("{}/api", origin.url())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status, status);
+        assert!(
+            plain.requests().is_empty(),
+            "{status}: the plain-http origin was called"
+        );
+    }
+}

@@ -7,9 +7,9 @@ use proptest::prelude::*;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
 use super::{Clerk, CodeMsgData, Envelope, OAuth2, Plain, RawResponse, Xrpc};
+use crate::Secret;
 use crate::client::unwrap_scrubbed;
 use crate::scrub::Scrubber;
-use crate::Secret;
 
 /// A secret: a marker no envelope writes on its own, then token characters
 /// (some of which every encoding changes).
@@ -24,7 +24,10 @@ fn echoes(secret: &str) -> Vec<String> {
         serde_json::to_string(secret).unwrap(),
         utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string(),
         serde_urlencoded::to_string([("t", secret)]).unwrap(),
-        format!("https://cb.example/?token={}", utf8_percent_encode(secret, NON_ALPHANUMERIC)),
+        format!(
+            "https://cb.example/?token={}",
+            utf8_percent_encode(secret, NON_ALPHANUMERIC)
+        ),
     ]
 }
 
@@ -71,7 +74,11 @@ fn check<E: Envelope>(response: &RawResponse, scrubber: &Scrubber, secret: &str)
             let form = form.trim_matches('"');
             assert!(!shown.contains(form), "{form:?} in {shown}");
         }
-        let _ = (error.is_retryable(), error.is_terminal(), error.retry_after());
+        let _ = (
+            error.is_retryable(),
+            error.is_terminal(),
+            error.retry_after(),
+        );
     }
 }
 
