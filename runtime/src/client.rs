@@ -437,7 +437,7 @@ fn location(response: &RawResponse, url: &Url) -> Option<Url> {
 /// become a GET without a body; 307 and 308 repeat the request as it was.
 fn redirected(mut request: reqwest::Request, status: u16, next: Url) -> Option<reqwest::Request> {
     match status {
-        301 | 302 | 303 => {
+        301..=303 => {
             if status == 303 && request.method() != Method::HEAD || request.method() == Method::POST
             {
                 *request.method_mut() = Method::GET;
