@@ -41,10 +41,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "refresh-endpoint-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("refresh-endpoint-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -240,7 +238,12 @@ fn assert_private_file(path: &Path, dir: &TempDir) {
 
 #[cfg(not(unix))]
 fn assert_private_file(path: &Path, _dir: &TempDir) {
-    assert!(std::fs::symlink_metadata(path).unwrap().file_type().is_file());
+    assert!(
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .file_type()
+            .is_file()
+    );
 }
 
 /// Makes `path` belong to another user (nobody), when this test may (it
@@ -465,7 +468,8 @@ async fn stale_temporary_files_are_removed() {
 /// Runs only as a child of `two_processes_share_one_file_without_losing_a_rotation`:
 /// load, then a compare-and-swap from what it loaded to a token never seen
 /// before, in a loop. Prints `rotated OLD NEW` after each written save
-/// (`OLD` is `-` for an empty file), `error …` and stops on any failure.
+/// (`OLD` is `-` for an empty file), `conflict` after a refused one,
+/// `error …` and stops on any failure.
 #[test]
 #[ignore = "a child process of two_processes_share_one_file_without_losing_a_rotation"]
 fn file_store_writer_child() {
@@ -501,7 +505,7 @@ fn file_store_writer_child() {
                     expected.map_or("-", |t| t.expose()),
                     next.refresh_token.expose()
                 ),
-                Ok(Saved::Conflict(_)) => {}
+                Ok(Saved::Conflict(_)) => println!("conflict"),
                 Err(error) => return println!("error save: {error}"),
             }
         }
@@ -544,6 +548,7 @@ fn two_processes_share_one_file_without_losing_a_rotation() {
     // Spent token → the token that replaced it, over all rounds.
     let mut spent: HashMap<String, String> = HashMap::new();
     let mut lost = Vec::new();
+    let mut conflicts = 0;
     let rounds = 40;
 
     for round in 0..rounds {
@@ -560,6 +565,9 @@ fn two_processes_share_one_file_without_losing_a_rotation() {
                     lost.push(format!("{old} replaced by {first} and by {new}"));
                 }
                 true
+            } else if line == "conflict" {
+                conflicts += 1;
+                false
             } else if line.starts_with("error") {
                 panic!("round {round}: a writer failed: {line}");
             } else {
@@ -600,7 +608,7 @@ fn two_processes_share_one_file_without_losing_a_rotation() {
     }
     let elapsed = started.elapsed();
     eprintln!(
-        "{} rotations by {} processes in {elapsed:.2?}",
+        "{} rotations and {conflicts} refused compare-and-swaps by {} processes in {elapsed:.2?}",
         spent.len(),
         2 * rounds
     );
