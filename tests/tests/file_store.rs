@@ -439,7 +439,7 @@ async fn a_symlink_at_the_lock_path_is_refused() {
 }
 
 /// Temporary files left by a crash (the store's prefix and a random
-/// suffix) are removed; nothing else in the folder is.
+/// suffix) are removed at every save; nothing else in the folder is.
 #[tokio::test]
 async fn stale_temporary_files_are_removed() {
     let dir = TempDir::new("stale-temp");
@@ -462,6 +462,18 @@ async fn stale_temporary_files_are_removed() {
     let mut expected: BTreeSet<String> = kept.iter().map(|s| s.to_string()).collect();
     expected.insert("session.json".into());
     expected.insert(".session.json.lock".into());
+    assert_eq!(dir.names(), expected);
+
+    // Another process crashed meanwhile: the next save, by the same store,
+    // removes its leftover too.
+    std::fs::write(dir.join(".session.json.tmp-00000000deadbeef"), "left over").unwrap();
+    assert_eq!(
+        store
+            .save(Some(&tokens(1).refresh_token), &tokens(2))
+            .await
+            .unwrap(),
+        Saved::Written
+    );
     assert_eq!(dir.names(), expected);
 }
 

@@ -3,8 +3,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
 
@@ -25,8 +25,8 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 ///   `fsync`s it, `rename`s it over the token file and `fsync`s the folder.
 ///   A crash (even `kill -9`) at any moment leaves the previous tokens or the
 ///   new ones, never a torn file. Temporary files a crash leaves behind
-///   (`.{name}.tmp-` and 16 random hex digits) are removed by the next store
-///   that saves to the file.
+///   (`.{name}.tmp-` and 16 random hex digits) are removed by the next save
+///   to the file, from any process.
 /// - **Private (Unix).** The temporary file is created exclusively
 ///   (`O_CREAT | O_EXCL | O_NOFOLLOW`) with an unpredictable name and mode
 ///   `0600` from its creation, so what lands at the token path is always a
@@ -82,8 +82,6 @@ pub struct FileStore {
     /// Serializes this process's read-compare-write cycles (the `flock`
     /// serializes processes).
     lock: Arc<tokio::sync::Mutex<()>>,
-    /// Whether this store already removed the stale temporary files.
-    swept: Arc<AtomicBool>,
     lock_timeout: Duration,
 }
 
@@ -93,7 +91,6 @@ impl FileStore {
         FileStore {
             path: Arc::new(path.into()),
             lock: Arc::default(),
-            swept: Arc::default(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
@@ -132,20 +129,17 @@ impl FileStore {
 
     /// Runs `work` on a blocking thread with the file locked against this
     /// process's other tasks and against other processes, after removing
-    /// stale temporary files (once per store).
+    /// stale temporary files.
     async fn locked<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Paths) -> io::Result<T> + Send + 'static,
     ) -> Result<T, Error> {
         let _guard = self.lock.lock().await;
-        let swept = Arc::clone(&self.swept);
         let timeout = self.lock_timeout;
         self.blocking(move |path| {
             let paths = Paths::new(path)?;
             let _lock = FileLock::acquire(&paths.lock, timeout)?;
-            if !swept.swap(true, Ordering::Relaxed) {
-                paths.sweep_stale_temporaries();
-            }
+            paths.sweep_stale_temporaries();
             work(&paths)
         })
         .await
@@ -393,6 +387,7 @@ impl FileLock {
     fn acquire(path: &Path, timeout: Duration) -> io::Result<FileLock> {
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         use std::os::unix::io::AsRawFd;
+        use std::time::Instant;
 
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
