@@ -10,7 +10,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use file::FileStore;
+pub use file::{DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{
