@@ -19,8 +19,11 @@
 //!   every waiter with [`ErrorKind::SignInAgain`].
 
 mod hot;
+mod pool;
 mod refresh;
 mod state;
+
+pub use pool::{DEFAULT_CAPACITY, MemoryStores, Sessions, SessionsBuilder, SignedOut, StoreFor};
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -284,6 +287,23 @@ impl<E: RefreshEndpoint> Session<E> {
     /// The client the session refreshes through.
     pub fn client(&self) -> &Client {
         &self.inner.client
+    }
+}
+
+impl<E: RefreshEndpoint> Session<E> {
+    /// Held by no one but its owner, not refreshing, and every token saved:
+    /// dropping it loses nothing.
+    pub(crate) fn is_idle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
+            && match &self.inner.state.load().kind {
+                Kind::Active(active) => active.unsaved.is_none(),
+                Kind::SignedOut(_) => true,
+            }
+    }
+
+    /// Tells sessions apart (clones share it).
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as *const () as usize
     }
 }
 
