@@ -51,7 +51,7 @@ pub(crate) fn coarse_unix_nanos() -> u64 {
     // SAFETY: `now` is a valid, writable `timespec` for the whole call.
     let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
     match (read, u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
-        (0, Ok(secs), Ok(nanos)) => secs * 1_000_000_000 + nanos,
+        (0, Ok(secs), Ok(nanos)) => secs.saturating_mul(1_000_000_000).saturating_add(nanos),
         _ => unix_nanos(SystemTime::now()),
     }
 }
@@ -99,9 +99,12 @@ impl ManualClock {
         Self::new(SystemTime::now())
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (no further than a [`SystemTime`] reaches).
     pub fn advance(&self, by: Duration) {
-        *self.lock() += by;
+        let mut now = self.lock();
+        if let Some(later) = now.checked_add(by) {
+            *now = later;
+        }
     }
 
     /// Sets the clock.

@@ -74,12 +74,19 @@ impl RetryPolicy {
             .initial_backoff
             .saturating_mul(factor)
             .min(self.max_backoff);
-        let backoff = ceiling.mul_f64(0.5 + 0.5 * random_unit());
+        let backoff = scale(ceiling, 0.5 + 0.5 * random_unit());
         match retry_after {
             Some(asked) => backoff.max(asked.min(self.max_retry_after)),
             None => backoff,
         }
     }
+}
+
+/// `duration × factor` for a factor in `[0, 1]`, without the panic of
+/// [`Duration::mul_f64`] near [`Duration::MAX`] (where `f64` rounds up).
+pub(crate) fn scale(duration: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(duration.as_secs_f64() * factor)
+        .map_or(duration, |scaled| scaled.min(duration))
 }
 
 /// A random number in `[0, 1)`, good enough for jitter.

@@ -245,7 +245,7 @@ fn note_failure<E: RefreshEndpoint>(inner: &Inner<E>) {
         );
         next.refresh_at = active.refresh_at;
         next.unsaved = active.unsaved.clone();
-        next.retry_not_before = Some(inner.clock.now() + inner.cooldown);
+        next.retry_not_before = inner.clock.now().checked_add(inner.cooldown);
         // Same generation: nothing was refreshed, waiters must not assume so.
         inner
             .state
