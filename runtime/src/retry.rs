@@ -5,6 +5,12 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The longest `Retry-After` the library honours or reports: 60 s. A
+/// longer one asked by a server is read as this
+/// ([`RawResponse::retry_after`](crate::envelope::RawResponse::retry_after),
+/// [`Error::retry_after`](crate::Error::retry_after)).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Bounded exponential backoff with jitter, honouring `Retry-After`.
 ///
 /// Only retryable failures ([`Error::is_retryable`](crate::Error::is_retryable))
@@ -40,7 +46,7 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }

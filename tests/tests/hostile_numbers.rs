@@ -404,3 +404,62 @@ async fn hostile_expiries_from_a_rotating_provider_keep_every_rotation() {
     }
     assert_eq!(server.refreshes.load(Ordering::SeqCst), count);
 }
+
+// --- Retry-After ---------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_clamped_to_what_the_session_honours() {
+    use refresh_endpoint::retry::RetryPolicy;
+    use refresh_endpoint_testkit::{Fault, OAuth2Mock};
+
+    let clock = Arc::new(ManualClock::starting_now());
+    let for_mock = Arc::clone(&clock);
+    let mock = OAuth2Mock::builder()
+        .clock(Arc::new(move || for_mock.now()))
+        .public_client("cli")
+        .start()
+        .await;
+    let issued = mock.issue_tokens_for("cli", "").unwrap();
+    mock.inject_times(
+        Fault::RateLimited {
+            retry_after_secs: 999_999,
+        },
+        2,
+    );
+    let endpoint = OAuthRefreshAs {
+        grant_type: "refresh_token",
+        refresh_token: Secret::new(issued.refresh_token.as_str()),
+        client_id: "cli".to_owned(),
+    };
+    let client = Client::new(mock.url()).unwrap();
+    let cap = RetryPolicy::default().max_retry_after; // what a session honours
+    let error = client.send(&endpoint, None).await.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(error.retry_after(), Some(cap), "clamped");
+
+    // A session waits no longer than that between attempts either.
+    let session = Session::builder(client, endpoint)
+        .tokens(Tokens::new(
+            issued.access_token.as_str(),
+            issued.refresh_token.as_str(),
+        ))
+        .clock(clock.clone())
+        .retry(RetryPolicy::default().with_max_attempts(2))
+        .build()
+        .await
+        .unwrap();
+    let before = clock.now();
+    assert!(session.refresh().await.is_ok(), "the second attempt passes");
+    let waited = clock.now().duration_since(before).unwrap();
+    assert!(waited <= cap, "{waited:?}");
+}
+
+#[refresh_endpoint(path = "/oauth/token", auth = body, envelope = oauth2, body = form,
+                   response = TokenResponse)]
+#[derive(Clone)]
+struct OAuthRefreshAs {
+    grant_type: &'static str,
+    #[refresh_token]
+    refresh_token: Secret,
+    client_id: String,
+}
