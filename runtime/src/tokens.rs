@@ -210,6 +210,125 @@ pub trait IntoTokens {
     /// The tokens in this response; `received_at` is when it arrived (for
     /// relative lifetimes such as OAuth's `expires_in`).
     fn into_tokens(self, received_at: SystemTime) -> Result<Issued, Error>;
+
+    /// The token fields of a successful (2xx) refresh answer that did not
+    /// make a `Self` (a field of an unexpected type, a panic in user code),
+    /// as the endpoint's envelope unwrapped it. The provider may already
+    /// have spent the old refresh token, so a [`Session`](crate::session::Session)
+    /// saves what this finds, and still reports the original error.
+    ///
+    /// By default [`salvage_token_fields`]: the usual field names, at the
+    /// top level or under `data`. Override it for other names; return
+    /// `None` when the answer holds no refresh token.
+    fn salvage(success: &serde_json::Value, received_at: SystemTime) -> Option<Salvaged>
+    where
+        Self: Sized,
+    {
+        salvage_token_fields(success, received_at)
+    }
+}
+
+/// What [`IntoTokens::salvage`] recovered from an answer that did not decode.
+///
+/// ```
+/// use refresh_endpoint::Secret;
+/// use refresh_endpoint::tokens::Salvaged;
+///
+/// let salvaged = Salvaged::new(Secret::new("rt-2")).with_access_token(Some(Secret::new("at-2")));
+/// assert_eq!(salvaged.refresh_token.expose(), "rt-2");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Salvaged {
+    /// The new refresh token: the one thing that must not be lost.
+    pub refresh_token: Secret,
+    /// The new access token, if found. Without one the session keeps its
+    /// old access token and refreshes at the next call.
+    pub access_token: Option<Secret>,
+    /// When the new access token expires, if the answer says (else its JWT
+    /// `exp`, if any).
+    pub access_expires_at: Option<SystemTime>,
+}
+
+impl Salvaged {
+    /// A salvaged refresh token alone.
+    pub fn new(refresh_token: Secret) -> Self {
+        Salvaged {
+            refresh_token,
+            access_token: None,
+            access_expires_at: None,
+        }
+    }
+
+    /// Sets the salvaged access token.
+    pub fn with_access_token(mut self, access_token: Option<Secret>) -> Self {
+        self.access_token = access_token;
+        self
+    }
+
+    /// Sets when the salvaged access token expires.
+    pub fn with_access_expires_at(mut self, at: Option<SystemTime>) -> Self {
+        self.access_expires_at = at;
+        self
+    }
+}
+
+/// The default [`IntoTokens::salvage`]: looks for a non-empty string
+/// `refresh_token`, `refreshJwt` or `refreshToken` in `success` or in its
+/// `data` object, and next to it for `access_token`, `accessJwt` or
+/// `accessToken` and an `expires_in` / `expiresIn` (seconds, as a number or
+/// a numeric string). `None` without a refresh token.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use refresh_endpoint::tokens::salvage_token_fields;
+///
+/// let now = SystemTime::now();
+/// let answer = serde_json::json!({"code": 0, "data": {
+///     "access_token": "at", "refresh_token": "rt", "expires_in": "3600", "scope": 7}});
+/// let salvaged = salvage_token_fields(&answer, now).unwrap();
+/// assert_eq!(salvaged.refresh_token.expose(), "rt");
+/// assert_eq!(salvaged.access_token.unwrap().expose(), "at");
+/// assert_eq!(salvaged.access_expires_at, Some(now + Duration::from_secs(3600)));
+/// assert!(salvage_token_fields(&serde_json::json!({"access_token": "at"}), now).is_none());
+/// ```
+pub fn salvage_token_fields(
+    success: &serde_json::Value,
+    received_at: SystemTime,
+) -> Option<Salvaged> {
+    const REFRESH: [&str; 3] = ["refresh_token", "refreshJwt", "refreshToken"];
+    const ACCESS: [&str; 3] = ["access_token", "accessJwt", "accessToken"];
+    const EXPIRES_IN: [&str; 2] = ["expires_in", "expiresIn"];
+    [Some(success), success.get("data")]
+        .into_iter()
+        .flatten()
+        .find_map(|object| {
+            let text = |names: &[&str]| {
+                names.iter().find_map(|name| {
+                    object
+                        .get(name)?
+                        .as_str()
+                        .filter(|text| !text.is_empty())
+                        .map(Secret::new)
+                })
+            };
+            let refresh_token = text(&REFRESH)?;
+            let access_token = text(&ACCESS);
+            let lifetime = EXPIRES_IN.iter().find_map(|name| match object.get(name)? {
+                serde_json::Value::Number(seconds) => seconds.as_u64(),
+                serde_json::Value::String(seconds) => seconds.trim().parse().ok(),
+                _ => None,
+            });
+            let access_expires_at = access_token
+                .as_ref()
+                .and(lifetime)
+                .and_then(|seconds| expires_after(received_at, Duration::from_secs(seconds)));
+            Some(
+                Salvaged::new(refresh_token)
+                    .with_access_token(access_token)
+                    .with_access_expires_at(access_expires_at),
+            )
+        })
 }
 
 impl IntoTokens for atproto::AtpSession {

@@ -87,6 +87,15 @@ impl Active {
         }
     }
 
+    /// Not due for a proactive refresh before `at` (when the token has an
+    /// expiry at all): the minimum refresh interval.
+    pub fn not_before(mut self, at: Option<SystemTime>) -> Self {
+        if let (Some(refresh_at), Some(at)) = (self.refresh_at, at) {
+            self.refresh_at = Some(refresh_at.max(at));
+        }
+        self
+    }
+
     /// Until when the access token may be handed out as it is (if saved):
     /// the refresh time or, after a failed refresh, the end of the cooldown
     /// unless the token expires first. `None`: no end.
