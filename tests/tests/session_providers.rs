@@ -347,3 +347,58 @@ async fn a_panic_in_user_code_releases_every_waiter_and_keeps_the_session() {
     assert_eq!(mock.refresh_count(), 2);
     assert_eq!(store.load().await.unwrap().unwrap().access_token, fresh);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_expire_at_once_cause_one_refresh_per_minimum_interval() {
+    let (clock, now) = shared_clock();
+    let mock = OAuth2Mock::builder()
+        .clock(now)
+        .public_client("cli")
+        .access_ttl(Duration::ZERO) // `expires_in: 0`, a JWT whose `exp` is now
+        .start()
+        .await;
+    let issued = mock.issue_tokens_for("cli", "").unwrap();
+    let endpoint = OAuthRefresh {
+        grant_type: "refresh_token",
+        refresh_token: Secret::new(""),
+        client_id: "cli".to_owned(),
+    };
+    let session = Session::builder(Client::new(mock.url()).unwrap(), endpoint)
+        .tokens(
+            Tokens::new(issued.access_token.as_str(), issued.refresh_token.as_str())
+                .with_access_expires_at(clock.now()),
+        )
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+
+    for _ in 0..50 {
+        session.access_token().await.unwrap();
+    }
+    assert_eq!(mock.refresh_count(), 1, "50 calls, one refresh");
+    clock.advance(Duration::from_secs(9));
+    session.access_token().await.unwrap();
+    assert_eq!(
+        mock.refresh_count(),
+        1,
+        "not before the 10 s minimum interval"
+    );
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..50 {
+        session.access_token().await.unwrap();
+    }
+    assert_eq!(mock.refresh_count(), 2, "one more after the interval");
+
+    // A rejected token is refreshed at once, one refresh per rejection.
+    let me = format!("{}{}", mock.url(), oauth2::ME_ROUTE);
+    for rejected in 1..=3 {
+        let response = session
+            .authorized(session.client().http().get(&me))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status, 401, "the replay's answer, as it is");
+        assert_eq!(mock.refresh_count(), 2 + rejected);
+    }
+}

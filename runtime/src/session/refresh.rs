@@ -276,7 +276,7 @@ fn salvage_answer<E: RefreshEndpoint>(
 
 /// When tokens a refresh produced are due for the next proactive refresh.
 #[derive(Clone, Copy)]
-pub(super) enum Due {
+enum Due {
     /// At their expiry (less the skew), but not before the minimum refresh
     /// interval: an answer saying "expired already" causes no storm.
     Floor,
