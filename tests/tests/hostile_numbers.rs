@@ -173,10 +173,10 @@ proptest! {
             r#"{{"access_token":{},"token_type":"Bearer","expires_in":{expires_in},"refresh_token":"r2"}}"#,
             json!(access)
         );
-        if let Ok(response) = serde_json::from_str::<TokenResponse>(&body) {
-            if let Some(tokens) = issued_tokens(response, received_at) {
-                check_horizon(&tokens);
-            }
+        if let Ok(response) = serde_json::from_str::<TokenResponse>(&body)
+            && let Some(tokens) = issued_tokens(response, received_at)
+        {
+            check_horizon(&tokens);
         }
     }
 
@@ -216,10 +216,9 @@ proptest! {
         if let Ok(token) = serde_json::from_value::<Token>(json!({
             "access_token": access, "access_expires": at,
             "refresh_token": "r2", "refresh_expires": at,
-        })) {
-            if let Some(tokens) = issued_tokens(token, received_at) {
-                check_horizon(&tokens);
-            }
+        })) && let Some(tokens) = issued_tokens(token, received_at)
+        {
+            check_horizon(&tokens);
         }
     }
 
