@@ -402,3 +402,90 @@ async fn tokens_that_expire_at_once_cause_one_refresh_per_minimum_interval() {
         assert_eq!(mock.refresh_count(), 2 + rejected);
     }
 }
+
+/// Whether [`PanickyAuth`] and [`PanickyEnvelope`] panic.
+static PANIC_AUTH: AtomicBool = AtomicBool::new(false);
+static PANIC_ENVELOPE: AtomicBool = AtomicBool::new(false);
+
+/// A user's `Auth` that panics while [`PANIC_AUTH`] is set, before sending.
+struct PanickyAuth;
+
+impl refresh_endpoint::auth::Auth for PanickyAuth {
+    const SENDS_SECRET: bool = false;
+    fn apply(
+        _: &mut refresh_endpoint::reqwest::Request,
+        _: refresh_endpoint::auth::Credentials<'_>,
+    ) -> Result<(), refresh_endpoint::Error> {
+        if PANIC_AUTH.load(Ordering::SeqCst) {
+            panic!("a bug in user code");
+        }
+        Ok(())
+    }
+}
+
+/// A user's `Envelope` that panics on a 2xx answer while
+/// [`PANIC_ENVELOPE`] is set: after the provider rotated the token.
+struct PanickyEnvelope;
+
+impl refresh_endpoint::envelope::Envelope for PanickyEnvelope {
+    fn unwrap<T: serde::de::DeserializeOwned>(
+        response: &refresh_endpoint::envelope::RawResponse,
+    ) -> Result<T, refresh_endpoint::Error> {
+        if PANIC_ENVELOPE.load(Ordering::SeqCst) && response.is_success() {
+            panic!("a bug in user code");
+        }
+        refresh_endpoint::envelope::OAuth2::unwrap(response)
+    }
+}
+
+#[refresh_endpoint(path = "/oauth/token", auth = PanickyAuth, envelope = PanickyEnvelope,
+                   body = form, response = TokenResponse)]
+#[derive(Clone)]
+struct PanickyPartsRefresh {
+    grant_type: &'static str,
+    #[refresh_token]
+    refresh_token: Secret,
+    client_id: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_custom_auth_or_envelope_leaves_the_session_usable() {
+    for (flag, rotated) in [(&PANIC_AUTH, false), (&PANIC_ENVELOPE, true)] {
+        let (clock, now) = shared_clock();
+        let (mock, tokens) = single_use_oauth2(&clock, now).await;
+        let store = MemoryStore::new();
+        let endpoint = PanickyPartsRefresh {
+            grant_type: "refresh_token",
+            refresh_token: Secret::new(""),
+            client_id: "cli".to_owned(),
+        };
+        let session = Session::builder(Client::new(mock.url()).unwrap(), endpoint)
+            .tokens(tokens.clone())
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(2 * 3600));
+
+        flag.store(true, Ordering::SeqCst);
+        let error = session.access_token().await.unwrap_err();
+        flag.store(false, Ordering::SeqCst);
+        assert!(
+            error.to_string().contains("panicked in user code"),
+            "{error}"
+        );
+        assert_eq!(session.status(), Status::Active);
+        let stored = store.load().await.unwrap().unwrap();
+        assert_eq!(
+            stored.refresh_token != tokens.refresh_token,
+            rotated,
+            "saved the rotated token exactly when the provider rotated it"
+        );
+        assert_eq!(mock.refresh_count(), usize::from(rotated));
+        session
+            .refresh()
+            .await
+            .expect("a refresh that does not panic works");
+    }
+}

@@ -245,10 +245,15 @@ fn salvage_answer<E: RefreshEndpoint>(
     received_at: SystemTime,
     previous: &Tokens,
 ) -> Option<(Tokens, Due)> {
+    // The envelope's view of the answer (Cloudreve's `data`, say), else the
+    // whole body: the envelope is user code too, and may panic again.
+    let success = catch_unwind(AssertUnwindSafe(|| {
+        E::Envelope::unwrap::<serde_json::Value>(answer)
+    }))
+    .ok()
+    .and_then(Result::ok)
+    .or_else(|| answer.json::<serde_json::Value>().ok())?;
     let salvaged = catch_unwind(AssertUnwindSafe(|| {
-        let success = E::Envelope::unwrap::<serde_json::Value>(answer)
-            .or_else(|_| answer.json::<serde_json::Value>())
-            .ok()?;
         E::Response::salvage(&success, received_at)
     }))
     .ok()??;
