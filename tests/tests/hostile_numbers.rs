@@ -444,6 +444,7 @@ async fn retry_after_is_clamped_to_what_the_session_honours() {
         ))
         .clock(clock.clone())
         .retry(RetryPolicy::default().with_max_attempts(2))
+        .max_wait(Duration::from_secs(300)) // this caller waits out the 60 s
         .build()
         .await
         .unwrap();
