@@ -463,3 +463,40 @@ struct OAuthRefreshAs {
     refresh_token: Secret,
     client_id: String,
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salvaged_refresh_token_without_an_access_token_is_used_at_the_next_call() {
+    // The first answer's access token is a number: it does not decode, and
+    // only the (rotated) refresh token can be salvaged.
+    let server = Scripted::start(|n| match n {
+        1 => json!({"access_token": 42, "token_type": "Bearer", "expires_in": 3600}),
+        _ => json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+    })
+    .await;
+    let clock = Arc::new(ManualClock::starting_now());
+    let store = MemoryStore::new();
+    let endpoint = OAuthRefresh {
+        grant_type: "refresh_token",
+        refresh_token: Secret::new(""),
+    };
+    let session = Session::builder(Client::new(&server.url).unwrap(), endpoint)
+        .tokens(Tokens::new("at-0", "rt-0"))
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let error = session.refresh().await.unwrap_err();
+    assert!(error.to_string().contains("access_token"), "{error}");
+    let stored = store.load().await.unwrap().unwrap();
+    assert_eq!(stored.refresh_token.expose(), "rt-1", "salvaged and saved");
+    assert_eq!(
+        stored.access_token.expose(),
+        "at-0",
+        "the old access token stays"
+    );
+    // Marked due: the next call refreshes with the salvaged token.
+    assert_eq!(session.access_token().await.unwrap().expose(), "at-2");
+    assert_eq!(server.refreshes.load(Ordering::SeqCst), 2);
+    assert_eq!(session.status(), Status::Active);
+}

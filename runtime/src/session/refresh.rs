@@ -285,7 +285,8 @@ enum Due {
     /// At their expiry (less the skew), but not before the minimum refresh
     /// interval: an answer saying "expired already" causes no storm.
     Floor,
-    /// Their expiry is unknown (salvaged): after the minimum interval.
+    /// Their expiry is unknown (salvaged): after the minimum interval (or
+    /// at their expiry, if that is later).
     Soon,
     /// At the next call (a salvaged refresh token next to an old access token).
     Now,
@@ -299,13 +300,7 @@ fn activate<E>(inner: &Inner<E>, tokens: Tokens, due: Due) -> Active {
     match due {
         Due::Floor => active.not_before(after_interval),
         Due::Soon => Active {
-            refresh_at: Some(
-                active
-                    .refresh_at
-                    .map_or(after_interval.unwrap_or(now), |at| {
-                        at.max(after_interval.unwrap_or(now))
-                    }),
-            ),
+            refresh_at: Some(active.refresh_at.max(after_interval).unwrap_or(now)),
             ..active
         },
         Due::Now => Active {
