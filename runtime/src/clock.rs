@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// A boxed future returned by [`Clock::sleep`].
@@ -16,6 +16,12 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> SystemTime;
     /// Waits for `duration` (between refresh retries).
     fn sleep(&self, duration: Duration) -> Sleep;
+    /// Completes once `duration` has passed on this clock, without moving
+    /// it: how long a caller waits for a refresh at most. By default a
+    /// tokio timer.
+    fn deadline(&self, duration: Duration) -> Sleep {
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 /// The real clock: [`SystemTime::now`] and [`tokio::time::sleep`].
@@ -51,7 +57,7 @@ pub(crate) fn coarse_unix_nanos() -> u64 {
     // SAFETY: `now` is a valid, writable `timespec` for the whole call.
     let read = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
     match (read, u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
-        (0, Ok(secs), Ok(nanos)) => secs * 1_000_000_000 + nanos,
+        (0, Ok(secs), Ok(nanos)) => secs.saturating_mul(1_000_000_000).saturating_add(nanos),
         _ => unix_nanos(SystemTime::now()),
     }
 }
@@ -71,7 +77,8 @@ pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
         })
 }
 
-/// A clock that moves only when told to; `sleep` advances it at once.
+/// A clock that moves only when told to; `sleep` advances it at once, and a
+/// `deadline` completes when the clock has been moved past it.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -83,14 +90,32 @@ pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
 /// ```
 #[derive(Debug)]
 pub struct ManualClock {
+    shared: Arc<Manual>,
+}
+
+#[derive(Debug)]
+struct Manual {
     now: Mutex<SystemTime>,
+    /// Woken whenever the clock moves, for pending deadlines.
+    moved: tokio::sync::Notify,
+}
+
+impl Manual {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SystemTime> {
+        self.now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl ManualClock {
     /// A clock that reads `start` until moved.
     pub fn new(start: SystemTime) -> Self {
         ManualClock {
-            now: Mutex::new(start),
+            shared: Arc::new(Manual {
+                now: Mutex::new(start),
+                moved: tokio::sync::Notify::new(),
+            }),
         }
     }
 
@@ -99,30 +124,49 @@ impl ManualClock {
         Self::new(SystemTime::now())
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (no further than a [`SystemTime`] reaches).
     pub fn advance(&self, by: Duration) {
-        *self.lock() += by;
+        {
+            let mut now = self.shared.lock();
+            if let Some(later) = now.checked_add(by) {
+                *now = later;
+            }
+        }
+        self.shared.moved.notify_waiters();
     }
 
     /// Sets the clock.
     pub fn set(&self, to: SystemTime) {
-        *self.lock() = to;
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SystemTime> {
-        self.now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.shared.lock() = to;
+        self.shared.moved.notify_waiters();
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self.lock()
+        *self.shared.lock()
     }
     fn sleep(&self, duration: Duration) -> Sleep {
         self.advance(duration);
         Box::pin(std::future::ready(()))
+    }
+    fn deadline(&self, duration: Duration) -> Sleep {
+        let shared = Arc::clone(&self.shared);
+        let until = self.now().checked_add(duration);
+        Box::pin(async move {
+            let Some(until) = until else {
+                return std::future::pending().await;
+            };
+            loop {
+                let moved = shared.moved.notified();
+                let mut moved = std::pin::pin!(moved);
+                moved.as_mut().enable();
+                if *shared.lock() >= until {
+                    return;
+                }
+                moved.await;
+            }
+        })
     }
 }
 
@@ -132,6 +176,9 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     }
     fn sleep(&self, duration: Duration) -> Sleep {
         (**self).sleep(duration)
+    }
+    fn deadline(&self, duration: Duration) -> Sleep {
+        (**self).deadline(duration)
     }
 }
 
@@ -151,6 +198,21 @@ mod tests {
                 "lags by a second or more"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_manual_deadline_completes_when_the_clock_passes_it() {
+        use futures_util::FutureExt;
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+        let mut deadline = clock.deadline(Duration::from_secs(30));
+        assert!((&mut deadline).now_or_never().is_none());
+        clock.advance(Duration::from_secs(29));
+        assert!((&mut deadline).now_or_never().is_none());
+        clock.advance(Duration::from_secs(1));
+        deadline.await;
+        let never = clock.deadline(Duration::MAX);
+        clock.advance(Duration::from_secs(1 << 40));
+        assert!(never.now_or_never().is_none());
     }
 
     #[test]

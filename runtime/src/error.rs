@@ -61,7 +61,9 @@ impl Error {
         self.0.is_terminal()
     }
 
-    /// How long the server asked the client to wait, from `Retry-After`.
+    /// How long the server asked the client to wait, from `Retry-After`, at
+    /// most [`MAX_RETRY_AFTER`](crate::retry::MAX_RETRY_AFTER) (60 s, the
+    /// longest a session waits).
     pub fn retry_after(&self) -> Option<Duration> {
         self.0.retry_after()
     }
@@ -236,13 +238,15 @@ impl ErrorKind {
         matches!(self, ErrorKind::SignInAgain(_))
     }
 
-    /// How long the server asked the client to wait, from `Retry-After`.
+    /// How long the server asked the client to wait, from `Retry-After`, at
+    /// most [`MAX_RETRY_AFTER`](crate::retry::MAX_RETRY_AFTER).
     pub fn retry_after(&self) -> Option<Duration> {
-        match self {
+        let asked = match self {
             ErrorKind::Status { retry_after, .. } => *retry_after,
             ErrorKind::Api(api) => api.retry_after,
             _ => None,
-        }
+        };
+        asked.map(|asked| asked.min(crate::retry::MAX_RETRY_AFTER))
     }
 
     /// The provider's own error, for [`ErrorKind::Api`] and [`ErrorKind::SignInAgain`].

@@ -5,6 +5,12 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The longest `Retry-After` the library honours or reports: 60 s. A
+/// longer one asked by a server is read as this
+/// ([`RawResponse::retry_after`](crate::envelope::RawResponse::retry_after),
+/// [`Error::retry_after`](crate::Error::retry_after)).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Bounded exponential backoff with jitter, honouring `Retry-After`.
 ///
 /// Only retryable failures ([`Error::is_retryable`](crate::Error::is_retryable))
@@ -40,7 +46,7 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }
@@ -74,12 +80,19 @@ impl RetryPolicy {
             .initial_backoff
             .saturating_mul(factor)
             .min(self.max_backoff);
-        let backoff = ceiling.mul_f64(0.5 + 0.5 * random_unit());
+        let backoff = scale(ceiling, 0.5 + 0.5 * random_unit());
         match retry_after {
             Some(asked) => backoff.max(asked.min(self.max_retry_after)),
             None => backoff,
         }
     }
+}
+
+/// `duration × factor` for a factor in `[0, 1]`, without the panic of
+/// [`Duration::mul_f64`] near [`Duration::MAX`] (where `f64` rounds up).
+pub(crate) fn scale(duration: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(duration.as_secs_f64() * factor)
+        .map_or(duration, |scaled| scaled.min(duration))
 }
 
 /// A random number in `[0, 1)`, good enough for jitter.

@@ -12,6 +12,13 @@ use crate::{Error, ErrorKind, Secret};
 
 /// A session's tokens: serialized as they are stored (expiries in Unix seconds).
 ///
+/// **Expiries are believed up to [`EXPIRY_HORIZON`] (100 years) ahead.** An
+/// expiry further away than that from now — from a hostile or broken
+/// provider, a JWT `exp` of `1e300`, a stored file — or one that a
+/// [`SystemTime`] cannot hold, counts as "no known expiry" (`None`), the
+/// same as a token without one. Nothing a server sends makes time
+/// arithmetic panic: it saturates or gives up on the expiry.
+///
 /// ```
 /// use refresh_endpoint::{Secret, tokens::Tokens};
 ///
@@ -42,9 +49,50 @@ pub struct Tokens {
     pub refresh_expires_at: Option<SystemTime>,
 }
 
+/// How far ahead an expiry may be and still be believed: 100 years (36 525
+/// days). Anything further away counts as "no known expiry"; see [`Tokens`].
+pub const EXPIRY_HORIZON: Duration = Duration::from_secs(36_525 * 24 * 60 * 60);
+
+/// The expiry of something that lives `lifetime` from `received_at` (an
+/// OAuth `expires_in`), or `None` when that is beyond [`EXPIRY_HORIZON`]:
+/// never a panic, whatever the number.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use refresh_endpoint::tokens::expires_after;
+///
+/// let now = SystemTime::now();
+/// assert_eq!(expires_after(now, Duration::from_secs(3600)), Some(now + Duration::from_secs(3600)));
+/// assert_eq!(expires_after(now, Duration::from_secs(u64::MAX)), None);
+/// ```
+pub fn expires_after(received_at: SystemTime, lifetime: Duration) -> Option<SystemTime> {
+    if lifetime > EXPIRY_HORIZON {
+        return None;
+    }
+    received_at.checked_add(lifetime)
+}
+
+/// `at`, unless it is more than [`EXPIRY_HORIZON`] after `now`.
+pub(crate) fn within_horizon(at: SystemTime, now: SystemTime) -> Option<SystemTime> {
+    match now.checked_add(EXPIRY_HORIZON) {
+        Some(limit) => (at <= limit).then_some(at),
+        None => Some(at),
+    }
+}
+
+/// `seconds` after the Unix epoch, if finite, not negative, representable
+/// and within [`EXPIRY_HORIZON`] of the wall clock.
+fn unix_time(seconds: f64) -> Option<SystemTime> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    let since = Duration::try_from_secs_f64(seconds).ok()?;
+    within_horizon(UNIX_EPOCH.checked_add(since)?, SystemTime::now())
+}
+
 impl Tokens {
     /// Tokens with unknown expiries; the access token's expiry is read from
-    /// its JWT `exp` claim when it is a JWT.
+    /// its JWT `exp` claim when it is a JWT (see [`jwt_expiry`]).
     pub fn new(access_token: impl Into<Secret>, refresh_token: impl Into<Secret>) -> Self {
         let access_token = access_token.into();
         Tokens {
@@ -114,20 +162,24 @@ impl Issued {
     }
 
     /// The session's next tokens: the issued ones, keeping the previous
-    /// refresh token when none was issued.
+    /// refresh token when none was issued. Expiries beyond
+    /// [`EXPIRY_HORIZON`] from now count as unknown (see [`Tokens`]).
     pub fn into_tokens(self, previous: &Tokens) -> Tokens {
         let rotated = self.refresh_token.is_some();
+        let now = SystemTime::now();
+        let believed = |at: Option<SystemTime>| at.and_then(|at| within_horizon(at, now));
         Tokens {
-            access_expires_at: self
-                .access_expires_at
-                .or_else(|| jwt_expiry(&self.access_token)),
+            access_expires_at: match self.access_expires_at {
+                Some(at) => believed(Some(at)),
+                None => jwt_expiry(&self.access_token),
+            },
             access_token: self.access_token,
             refresh_token: self
                 .refresh_token
                 .unwrap_or_else(|| previous.refresh_token.clone()),
             refresh_expires_at: match rotated {
-                true => self.refresh_expires_at,
-                false => self.refresh_expires_at.or(previous.refresh_expires_at),
+                true => believed(self.refresh_expires_at),
+                false => believed(self.refresh_expires_at.or(previous.refresh_expires_at)),
             },
         }
     }
@@ -140,7 +192,7 @@ impl Issued {
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use refresh_endpoint::Secret;
-/// use refresh_endpoint::tokens::{IntoTokens, Issued};
+/// use refresh_endpoint::tokens::{IntoTokens, Issued, expires_after};
 ///
 /// #[derive(serde::Deserialize)]
 /// struct MyRefresh { token: Secret, next_refresh: Secret, ttl_seconds: u64 }
@@ -149,7 +201,8 @@ impl Issued {
 ///     fn into_tokens(self, received_at: SystemTime) -> Result<Issued, refresh_endpoint::Error> {
 ///         Ok(Issued::access(self.token)
 ///             .with_refresh_token(Some(self.next_refresh))
-///             .with_access_expires_at(Some(received_at + Duration::from_secs(self.ttl_seconds))))
+///             // Not `received_at + …`: a hostile `ttl_seconds` must not panic.
+///             .with_access_expires_at(expires_after(received_at, Duration::from_secs(self.ttl_seconds))))
 ///     }
 /// }
 /// ```
@@ -157,6 +210,125 @@ pub trait IntoTokens {
     /// The tokens in this response; `received_at` is when it arrived (for
     /// relative lifetimes such as OAuth's `expires_in`).
     fn into_tokens(self, received_at: SystemTime) -> Result<Issued, Error>;
+
+    /// The token fields of a successful (2xx) refresh answer that did not
+    /// make a `Self` (a field of an unexpected type, a panic in user code),
+    /// as the endpoint's envelope unwrapped it. The provider may already
+    /// have spent the old refresh token, so a [`Session`](crate::session::Session)
+    /// saves what this finds, and still reports the original error.
+    ///
+    /// By default [`salvage_token_fields`]: the usual field names, at the
+    /// top level or under `data`. Override it for other names; return
+    /// `None` when the answer holds no refresh token.
+    fn salvage(success: &serde_json::Value, received_at: SystemTime) -> Option<Salvaged>
+    where
+        Self: Sized,
+    {
+        salvage_token_fields(success, received_at)
+    }
+}
+
+/// What [`IntoTokens::salvage`] recovered from an answer that did not decode.
+///
+/// ```
+/// use refresh_endpoint::Secret;
+/// use refresh_endpoint::tokens::Salvaged;
+///
+/// let salvaged = Salvaged::new(Secret::new("rt-2")).with_access_token(Some(Secret::new("at-2")));
+/// assert_eq!(salvaged.refresh_token.expose(), "rt-2");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Salvaged {
+    /// The new refresh token: the one thing that must not be lost.
+    pub refresh_token: Secret,
+    /// The new access token, if found. Without one the session keeps its
+    /// old access token and refreshes at the next call.
+    pub access_token: Option<Secret>,
+    /// When the new access token expires, if the answer says (else its JWT
+    /// `exp`, if any).
+    pub access_expires_at: Option<SystemTime>,
+}
+
+impl Salvaged {
+    /// A salvaged refresh token alone.
+    pub fn new(refresh_token: Secret) -> Self {
+        Salvaged {
+            refresh_token,
+            access_token: None,
+            access_expires_at: None,
+        }
+    }
+
+    /// Sets the salvaged access token.
+    pub fn with_access_token(mut self, access_token: Option<Secret>) -> Self {
+        self.access_token = access_token;
+        self
+    }
+
+    /// Sets when the salvaged access token expires.
+    pub fn with_access_expires_at(mut self, at: Option<SystemTime>) -> Self {
+        self.access_expires_at = at;
+        self
+    }
+}
+
+/// The default [`IntoTokens::salvage`]: looks for a non-empty string
+/// `refresh_token`, `refreshJwt` or `refreshToken` in `success` or in its
+/// `data` object, and next to it for `access_token`, `accessJwt` or
+/// `accessToken` and an `expires_in` / `expiresIn` (seconds, as a number or
+/// a numeric string). `None` without a refresh token.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use refresh_endpoint::tokens::salvage_token_fields;
+///
+/// let now = SystemTime::now();
+/// let answer = serde_json::json!({"code": 0, "data": {
+///     "access_token": "at", "refresh_token": "rt", "expires_in": "3600", "scope": 7}});
+/// let salvaged = salvage_token_fields(&answer, now).unwrap();
+/// assert_eq!(salvaged.refresh_token.expose(), "rt");
+/// assert_eq!(salvaged.access_token.unwrap().expose(), "at");
+/// assert_eq!(salvaged.access_expires_at, Some(now + Duration::from_secs(3600)));
+/// assert!(salvage_token_fields(&serde_json::json!({"access_token": "at"}), now).is_none());
+/// ```
+pub fn salvage_token_fields(
+    success: &serde_json::Value,
+    received_at: SystemTime,
+) -> Option<Salvaged> {
+    const REFRESH: [&str; 3] = ["refresh_token", "refreshJwt", "refreshToken"];
+    const ACCESS: [&str; 3] = ["access_token", "accessJwt", "accessToken"];
+    const EXPIRES_IN: [&str; 2] = ["expires_in", "expiresIn"];
+    [Some(success), success.get("data")]
+        .into_iter()
+        .flatten()
+        .find_map(|object| {
+            let text = |names: &[&str]| {
+                names.iter().find_map(|name| {
+                    object
+                        .get(name)?
+                        .as_str()
+                        .filter(|text| !text.is_empty())
+                        .map(Secret::new)
+                })
+            };
+            let refresh_token = text(&REFRESH)?;
+            let access_token = text(&ACCESS);
+            let lifetime = EXPIRES_IN.iter().find_map(|name| match object.get(name)? {
+                serde_json::Value::Number(seconds) => seconds.as_u64(),
+                serde_json::Value::String(seconds) => seconds.trim().parse().ok(),
+                _ => None,
+            });
+            let access_expires_at = access_token
+                .as_ref()
+                .and(lifetime)
+                .and_then(|seconds| expires_after(received_at, Duration::from_secs(seconds)));
+            Some(
+                Salvaged::new(refresh_token)
+                    .with_access_token(access_token)
+                    .with_access_expires_at(access_expires_at),
+            )
+        })
 }
 
 impl IntoTokens for atproto::AtpSession {
@@ -178,7 +350,7 @@ impl IntoTokens for oauth2::TokenResponse {
     fn into_tokens(self, received_at: SystemTime) -> Result<Issued, Error> {
         let expires_at = self
             .expires_in
-            .map(|seconds| received_at + Duration::from_secs(seconds));
+            .and_then(|seconds| expires_after(received_at, Duration::from_secs(seconds)));
         Ok(Issued::access(self.access_token)
             .with_refresh_token(self.refresh_token)
             .with_access_expires_at(expires_at))
@@ -197,7 +369,10 @@ impl IntoTokens for clerk::SessionRefresh {
 }
 
 /// The `exp` claim of a JWT, read without verifying the signature; `None`
-/// when the token is not a JWT or has no `exp`.
+/// when the token is not a JWT, has no numeric `exp`, or its `exp` is
+/// negative, beyond what a [`SystemTime`] holds, or more than
+/// [`EXPIRY_HORIZON`] (100 years) from now: such an expiry counts as
+/// unknown, never as a panic.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -207,6 +382,8 @@ impl IntoTokens for clerk::SessionRefresh {
 /// let jwt = Secret::new("eyJhbGciOiJub25lIn0.eyJleHAiOjE3MDAwMDAwMDB9.");
 /// assert_eq!(jwt_expiry(&jwt), Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
 /// assert_eq!(jwt_expiry(&Secret::new("opaque")), None);
+/// // {"alg":"none"}.{"exp":1e300}.: absurdly far away, so unknown.
+/// assert_eq!(jwt_expiry(&Secret::new("eyJhbGciOiJub25lIn0.eyJleHAiOjFlMzAwfQ.")), None);
 /// ```
 pub fn jwt_expiry(token: &Secret) -> Option<SystemTime> {
     const BASE64URL: GeneralPurpose = GeneralPurpose::new(
@@ -221,8 +398,7 @@ pub fn jwt_expiry(token: &Secret) -> Option<SystemTime> {
     let (_header, claims) = (parts.next()?, parts.next()?);
     parts.next()?;
     let claims: Claims = serde_json::from_slice(&BASE64URL.decode(claims).ok()?).ok()?;
-    (claims.exp.is_finite() && claims.exp >= 0.0)
-        .then(|| UNIX_EPOCH + Duration::from_secs_f64(claims.exp))
+    unix_time(claims.exp)
 }
 
 mod unix_seconds {
@@ -249,9 +425,7 @@ mod unix_seconds {
         deserializer: D,
     ) -> Result<Option<SystemTime>, D::Error> {
         let seconds = Option::<f64>::deserialize(deserializer)?;
-        Ok(seconds
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| UNIX_EPOCH + Duration::from_secs_f64(s)))
+        Ok(seconds.and_then(unix_time))
     }
 }
 

@@ -433,3 +433,45 @@ async fn cancelled_callers_do_not_cancel_the_refresh_or_leave_the_session_stuck(
     assert_eq!(mock.refresh_count(), 1);
     assert_eq!(store.load().await.unwrap().unwrap().access_token, token);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_waits_at_most_max_wait_and_the_refresh_goes_on_in_the_background() {
+    // The default (30 s), then a configured limit.
+    for max_wait in [None, Some(Duration::from_secs(5))] {
+        let limit = max_wait.unwrap_or(Duration::from_secs(30));
+        let (clock, now) = shared_clock();
+        let mock = AtprotoMock::builder().clock(now).start().await;
+        let account = mock.create_account("alice.test");
+        clock.advance(Duration::from_secs(3 * 3600));
+        let store = MemoryStore::new();
+        let mut builder = Session::builder(Client::new(mock.url()).unwrap(), RefreshSession)
+            .tokens(atp_tokens(&account))
+            .store(store.clone())
+            .clock(clock.clone());
+        if let Some(max_wait) = max_wait {
+            builder = builder.max_wait(max_wait);
+        }
+        let session = builder.build().await.unwrap();
+        // A slow provider; the wait is measured on the session's clock.
+        mock.inject(Fault::Delay(Duration::from_secs(1)));
+        let caller = tokio::spawn({
+            let session = session.clone();
+            async move { session.access_token().await }
+        });
+        while mock.refresh_count() == 0 {
+            tokio::task::yield_now().await;
+        }
+        clock.advance(limit);
+        let error = caller.await.unwrap().unwrap_err();
+        assert!(matches!(error.kind(), ErrorKind::Timeout { .. }), "{error}");
+        assert!(error.is_retryable());
+        assert_eq!(session.status(), Status::Active);
+
+        // The refresh went on: the next caller gets its result, with no
+        // second request.
+        let token = session.access_token().await.unwrap();
+        assert_ne!(token.expose(), account.access_jwt);
+        assert_eq!(mock.refresh_count(), 1);
+        assert_eq!(store.load().await.unwrap().unwrap().access_token, token);
+    }
+}

@@ -81,14 +81,19 @@ impl RawResponse {
         decode_json(self.endpoint, body, "")
     }
 
-    /// The delay asked for by `Retry-After` (seconds or an HTTP date).
+    /// The delay asked for by `Retry-After` (seconds or an HTTP date), at
+    /// most [`MAX_RETRY_AFTER`](crate::retry::MAX_RETRY_AFTER) (60 s): a
+    /// server cannot park a caller for days.
     pub fn retry_after(&self) -> Option<Duration> {
         let value = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-        if let Ok(seconds) = value.parse::<u64>() {
-            return Some(Duration::from_secs(seconds));
-        }
-        let at = httpdate::parse_http_date(value).ok()?;
-        Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+        let asked = match value.parse::<u64>() {
+            Ok(seconds) => Duration::from_secs(seconds),
+            Err(_) => {
+                let at = httpdate::parse_http_date(value).ok()?;
+                at.duration_since(SystemTime::now()).unwrap_or_default()
+            }
+        };
+        Some(asked.min(crate::retry::MAX_RETRY_AFTER))
     }
 
     /// An [`ErrorKind::Status`] for this response, with a redacted excerpt of the body.
@@ -232,6 +237,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn retry_after_is_clamped() {
+        let response = |value: &str| RawResponse {
+            endpoint: "t",
+            status: 429,
+            headers: HeaderMap::from_iter([(RETRY_AFTER, value.parse().unwrap())]),
+            body: Vec::new(),
+        };
+        let cap = crate::retry::MAX_RETRY_AFTER;
+        assert_eq!(response("7").retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(response("999999").retry_after(), Some(cap));
+        assert_eq!(response("18446744073709551615").retry_after(), Some(cap));
+        let far = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(86_400 * 365));
+        assert_eq!(response(&far).retry_after(), Some(cap));
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
+        assert_eq!(response(&past).retry_after(), Some(Duration::ZERO));
+        assert_eq!(response("soon").retry_after(), None);
     }
 
     #[test]

@@ -17,6 +17,19 @@
 //! - **Failures.** Retryable ones are retried with backoff and keep the
 //!   tokens; terminal ones sign the session out, clear the store and release
 //!   every waiter with [`ErrorKind::SignInAgain`].
+//! - **Hostile answers.** A 2xx answer that does not decode (or makes user
+//!   code panic) has its token fields salvaged
+//!   ([`IntoTokens::salvage`]) and saved before the error is reported, so a
+//!   rotated refresh token is never lost. A panic in user code called by the
+//!   refresh (a custom `Envelope`, `Auth`, `IntoTokens` or `Store`) releases
+//!   every waiter with an error and leaves the session usable.
+//! - **No refresh storm.** Newly issued tokens are handed out for at least
+//!   [`DEFAULT_MIN_REFRESH_INTERVAL`] (10 s) before a proactive refresh,
+//!   even when the answer says they expire at once (`expires_in: 0`, an
+//!   expired JWT). A reactive refresh (a rejected token) is not held back.
+//! - **Bounded waits.** A caller waits for a refresh at most
+//!   [`DEFAULT_MAX_WAIT`] (30 s), then gets a retryable
+//!   [`ErrorKind::Timeout`] while the refresh goes on in the background.
 
 mod hot;
 mod pool;
@@ -29,7 +42,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, Shared};
+use futures_util::future::{BoxFuture, Either, Shared};
 use tokio::sync::watch;
 
 use crate::clock::{self, Clock, SystemClock};
@@ -46,6 +59,12 @@ use state::{Active, Kind, State};
 pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(120);
 /// The default jitter added to the skew, so replicas do not refresh in step.
 pub const DEFAULT_REFRESH_JITTER: Duration = Duration::from_secs(30);
+/// The default shortest time between two proactive refreshes: newly issued
+/// tokens are used this long even if they say they expire sooner.
+pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+/// The default longest time a caller waits for a refresh (all its attempts
+/// and backoffs) before it gets a retryable [`ErrorKind::Timeout`].
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Whether a session can still be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +143,10 @@ struct Inner<E> {
     retry: RetryPolicy,
     /// How long to wait before another proactive attempt after one failed.
     cooldown: Duration,
+    /// Newly issued tokens are not refreshed proactively before this long.
+    min_refresh_interval: Duration,
+    /// How long a caller waits for a refresh at most.
+    max_wait: Duration,
     state: Published,
     flight: Mutex<Option<Flight>>,
     status: watch::Sender<Status>,
@@ -141,13 +164,17 @@ impl<E: RefreshEndpoint> Session<E> {
             skew: DEFAULT_REFRESH_SKEW,
             jitter: DEFAULT_REFRESH_JITTER,
             retry: RetryPolicy::default(),
+            min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 
     /// A valid access token: the current one, or a refreshed one when it is
     /// expired or about to expire. Fails with [`ErrorKind::SignInAgain`] once the
     /// session is signed out; with a retryable error when a needed refresh
-    /// failed after its retries (the tokens are kept for the next call).
+    /// failed after its retries (the tokens are kept for the next call), or
+    /// with a retryable [`ErrorKind::Timeout`] when the refresh takes longer
+    /// than [`SessionBuilder::max_wait`] (it goes on in the background).
     pub async fn access_token(&self) -> Result<Secret, Error> {
         match self.fresh_token() {
             Some(token) => Ok(token),
@@ -208,7 +235,8 @@ impl<E: RefreshEndpoint> Session<E> {
     }
 
     /// Refreshes now, whatever the expiry says (joining a refresh already
-    /// under way), and returns the new access token.
+    /// under way), and returns the new access token. Waits at most
+    /// [`SessionBuilder::max_wait`], like [`access_token`](Self::access_token).
     pub async fn refresh(&self) -> Result<Secret, Error> {
         let generation = self.inner.state.load().generation;
         self.refresh_from(generation).await?;
@@ -216,7 +244,8 @@ impl<E: RefreshEndpoint> Session<E> {
     }
 
     /// Refreshes unless the state has moved past `seen` already; at most one
-    /// refresh runs at a time and every caller awaits the same one.
+    /// refresh runs at a time and every caller awaits the same one, for at
+    /// most [`Inner::max_wait`].
     async fn refresh_from(&self, seen: u64) -> Result<(), Error> {
         let flight = {
             let mut slot = self.inner.flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -232,7 +261,17 @@ impl<E: RefreshEndpoint> Session<E> {
                 }
             }
         };
-        flight.await
+        let deadline = self.inner.clock.deadline(self.inner.max_wait);
+        match futures_util::future::select(flight, deadline).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => {
+                tracing::debug!(
+                    endpoint = E::NAME,
+                    "gave up waiting for the refresh; it goes on in the background"
+                );
+                Err(ErrorKind::Timeout { endpoint: E::NAME }.into())
+            }
+        }
     }
 
     /// Refreshes after the provider rejected `used` as expired, unless the
@@ -386,6 +425,8 @@ pub struct SessionBuilder<E> {
     skew: Duration,
     jitter: Duration,
     retry: RetryPolicy,
+    min_refresh_interval: Duration,
+    max_wait: Duration,
 }
 
 impl<E: RefreshEndpoint> SessionBuilder<E> {
@@ -433,6 +474,29 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
         self
     }
 
+    /// Newly issued tokens are used at least this long before a proactive
+    /// refresh, whatever expiry they announce. Default
+    /// [`DEFAULT_MIN_REFRESH_INTERVAL`] (10 s): a provider answering
+    /// `expires_in: 0` or an already-expired JWT gets one refresh per
+    /// interval, not one per call. A refresh after the provider rejected
+    /// the token ([`Session::authorized`]) or asked for with
+    /// [`Session::refresh`] is not held back.
+    pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
+    }
+
+    /// The longest a caller of [`Session::access_token`],
+    /// [`Session::refresh`] or [`Session::authorized`] waits for a refresh,
+    /// all attempts and backoffs included, measured on the session's
+    /// [`Clock`]. Then it gets a retryable [`ErrorKind::Timeout`] (or the
+    /// current access token, if still valid) and the refresh goes on in the
+    /// background for the next caller. Default [`DEFAULT_MAX_WAIT`] (30 s).
+    pub fn max_wait(mut self, limit: Duration) -> Self {
+        self.max_wait = limit;
+        self
+    }
+
     /// Loads the store (or saves the given tokens to it) and starts the
     /// session. Fails with [`ErrorKind::SignInAgain`] when there are no tokens.
     pub async fn build(self) -> Result<Session<E>, Error> {
@@ -461,6 +525,8 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
                 jitter: self.jitter,
                 retry: self.retry,
                 cooldown: Duration::from_secs(5),
+                min_refresh_interval: self.min_refresh_interval,
+                max_wait: self.max_wait,
                 state: Published::new(State::new(
                     0,
                     Kind::Active(Active::new(tokens, self.skew, self.jitter, now)),

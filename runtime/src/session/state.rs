@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::clock::unix_nanos;
-use crate::retry::random_unit;
-use crate::tokens::{Tokens, jwt_expiry};
+use crate::retry::{random_unit, scale};
+use crate::tokens::{Tokens, jwt_expiry, within_horizon};
 use crate::{ApiError, Secret};
 
 /// One published state of a session. Readers load it without a lock.
@@ -62,16 +62,20 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    /// Tokens received at `now`. The proactive margin is the skew plus
+    /// Tokens received at `now`. An expiry beyond
+    /// [`EXPIRY_HORIZON`](crate::tokens::EXPIRY_HORIZON) counts as none. The proactive margin is the skew plus
     /// jitter, but never more than half the lifetime left at `now`, so a
     /// short-lived token (Clerk's 60 s) is not refreshed on every call.
     pub fn new(tokens: Tokens, skew: Duration, jitter: Duration, now: SystemTime) -> Self {
         let expires_at = tokens
             .access_expires_at
-            .or_else(|| jwt_expiry(&tokens.access_token));
+            .or_else(|| jwt_expiry(&tokens.access_token))
+            .and_then(|at| within_horizon(at, now));
         let refresh_at = expires_at.map(|at| {
             let left = at.duration_since(now).unwrap_or_default();
-            let margin = (skew + jitter.mul_f64(random_unit())).min(left / 2);
+            let margin = skew
+                .saturating_add(scale(jitter, random_unit()))
+                .min(left / 2);
             at.checked_sub(margin).unwrap_or(SystemTime::UNIX_EPOCH)
         });
         Active {
@@ -81,6 +85,15 @@ impl Active {
             unsaved: None,
             retry_not_before: None,
         }
+    }
+
+    /// Not due for a proactive refresh before `at` (when the token has an
+    /// expiry at all): the minimum refresh interval.
+    pub fn not_before(mut self, at: Option<SystemTime>) -> Self {
+        if let (Some(refresh_at), Some(at)) = (self.refresh_at, at) {
+            self.refresh_at = Some(refresh_at.max(at));
+        }
+        self
     }
 
     /// Until when the access token may be handed out as it is (if saved):
