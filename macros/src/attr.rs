@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, LitStr, Path, Token, Type};
 
 /// The keys the attribute accepts, in the order the docs list them.
-pub const KEYS: &str = "path, method, auth, envelope, response, body, crate";
+pub const KEYS: &str = "path, method, auth, envelope, response, body, fields, query, header, crate";
 
 /// The attribute's arguments, each with the span of the token that set it.
 #[derive(Default)]
@@ -18,11 +18,33 @@ pub struct Args {
     pub written: Vec<String>,
     pub path: Option<LitStr>,
     pub method: Option<Ident>,
-    pub auth: Option<Path>,
+    pub auth: Option<AuthArg>,
     pub envelope: Option<EnvelopeArg>,
     pub response: Option<Type>,
     pub body: Option<Ident>,
     pub krate: Option<Path>,
+    /// `fields(name = value, ...)`: constant body fields.
+    pub fields: Option<Vec<Constant>>,
+    /// `query(name = value, ...)`: constant query parameters.
+    pub query: Option<Vec<Constant>>,
+    /// `header("Name" = value, ...)`: constant headers.
+    pub header: Option<Vec<Constant>>,
+}
+
+/// `auth = name` or `auth = api_key("Header-Name")`.
+pub struct AuthArg {
+    pub path: Path,
+    /// The header name of `api_key("...")`.
+    pub header: Option<LitStr>,
+}
+
+/// One `name = value` of `fields(...)`, `query(...)` or `header(...)`.
+pub struct Constant {
+    pub name: LitStr,
+    /// The value as it is sent.
+    pub value: String,
+    /// The literal, for JSON: a string, an integer or a bool.
+    pub lit: syn::Lit,
 }
 
 /// `envelope = name` or `envelope = name(success = N)`.
@@ -63,7 +85,29 @@ fn parse_key(out: &mut Args, meta: &ParseNestedMeta) -> syn::Result<()> {
         let hint = "write `method = POST`, or GET, PUT, PATCH, DELETE";
         set(&mut out.method, value(meta, hint)?, key)
     } else if key.is_ident("auth") {
-        set(&mut out.auth, value(meta, AUTH_HINT)?, key)
+        let path: Path = value(meta, AUTH_HINT)?;
+        let header = if meta.input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let hint = |e: syn::Error| with_hint(e, API_KEY_HINT);
+            let name: LitStr = content.parse().map_err(hint)?;
+            if !content.is_empty() {
+                return Err(content.error(format!("one header name only; {API_KEY_HINT}")));
+            }
+            Some(name)
+        } else {
+            None
+        };
+        set(&mut out.auth, AuthArg { path, header }, key)
+    } else if key.is_ident("fields") {
+        let list = constants(meta, "fields(grant_type = \"refresh_token\")")?;
+        set(&mut out.fields, list, key)
+    } else if key.is_ident("query") {
+        let list = constants(meta, "query(api_version = \"2\")")?;
+        set(&mut out.query, list, key)
+    } else if key.is_ident("header") {
+        let list = constants(meta, "header(\"X-Api-Version\" = \"2\")")?;
+        set(&mut out.header, list, key)
     } else if key.is_ident("envelope") {
         let path = value(meta, ENVELOPE_HINT)?;
         let success = if meta.input.peek(syn::token::Paren) {
@@ -99,7 +143,58 @@ fn parse_key(out: &mut Args, meta: &ParseNestedMeta) -> syn::Result<()> {
     }
 }
 
-pub const AUTH_HINT: &str = "write one of refresh_bearer, body, bearer, none, or the path to your own type implementing `refresh_endpoint::auth::Auth`";
+pub const AUTH_HINT: &str = "write one of refresh_bearer, body, bearer, basic, client_body, api_key(\"Header-Name\"), none, or the path to your own type implementing `refresh_endpoint::auth::Auth`";
+pub const API_KEY_HINT: &str = "write `auth = api_key(\"X-Api-Key\")` with the header's name";
+
+/// `(name = value, ...)`: names are identifiers or strings, values string,
+/// integer or bool literals.
+fn constants(meta: &ParseNestedMeta, example: &str) -> syn::Result<Vec<Constant>> {
+    let hint = format!("write constant values as `{example}`");
+    if !meta.input.peek(syn::token::Paren) {
+        return Err(meta.input.error(format!("expected `(`; {hint}")));
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let mut out: Vec<Constant> = Vec::new();
+    while !content.is_empty() {
+        let name = if content.peek(LitStr) {
+            content.parse::<LitStr>()?
+        } else {
+            let ident: Ident = content
+                .call(syn::ext::IdentExt::parse_any)
+                .map_err(|e| with_hint(e, &hint))?;
+            let text = ident.to_string();
+            LitStr::new(text.strip_prefix("r#").unwrap_or(&text), ident.span())
+        };
+        content
+            .parse::<Token![=]>()
+            .map_err(|e| with_hint(e, &hint))?;
+        let lit: syn::Lit = content.parse().map_err(|e| with_hint(e, &hint))?;
+        let value = match &lit {
+            syn::Lit::Str(s) => s.value(),
+            syn::Lit::Int(i) => i.base10_digits().to_owned(),
+            syn::Lit::Bool(b) => b.value.to_string(),
+            other => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    format!("a constant is a string, an integer or a bool; {hint}"),
+                ));
+            }
+        };
+        if out.iter().any(|c| c.name.value() == name.value()) {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("`{}` is given twice; give each constant once", name.value()),
+            ));
+        }
+        out.push(Constant { name, value, lit });
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(out)
+}
 pub const ENVELOPE_HINT: &str = "write one of plain, code_msg_data, xrpc, clerk, oauth2, or the path to your own type implementing `refresh_endpoint::envelope::Envelope`";
 pub const BODY_HINT: &str = "write one of json, form, none";
 

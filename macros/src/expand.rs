@@ -58,7 +58,7 @@ fn mention_types(args: &attr::Args, generics: &syn::Generics) -> TokenStream {
     let custom = |path: &syn::Path| valid::is_custom(path).then(|| path.to_token_stream());
     let types = [
         args.response.as_ref().map(ToTokens::to_token_stream),
-        args.auth.as_ref().and_then(custom),
+        args.auth.as_ref().and_then(|a| custom(&a.path)),
         args.envelope.as_ref().and_then(|e| custom(&e.path)),
     ];
     types
@@ -198,6 +198,12 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
         _ => None,
     });
+    let mut query_steps = query_steps;
+    for constant in &spec.query {
+        let name = constant.name.value();
+        let value = const_value(krate, constant);
+        query_steps.push(quote!(#krate::__private::push_const_query(__query, #name, #value);));
+    }
     let write_query = (!query_steps.is_empty()).then(|| {
         quote! {
             fn write_query(
@@ -221,6 +227,12 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
         _ => None,
     });
+    let mut header_steps = header_steps;
+    for constant in &spec.header {
+        let name = constant.name.value().to_ascii_lowercase();
+        let value = const_value(krate, constant);
+        header_steps.push(quote!(#krate::__private::push_const_header(__headers, #name, #value)?;));
+    }
     let write_headers = (!header_steps.is_empty()).then(|| {
         quote! {
             fn write_headers(
@@ -233,10 +245,18 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
     });
 
-    let body = match spec.body {
-        Body::None => None,
-        Body::Json => Some(quote!(#krate::__private::json_body(self))),
-        Body::Form => Some(quote!(#krate::__private::form_body(self))),
+    let constants = spec.fields.iter().map(|constant| {
+        let name = constant.name.value();
+        let value = const_value(krate, constant);
+        quote!((#name, #value))
+    });
+    let constants = quote!(&[#(#constants),*]);
+    let body = match (spec.body, spec.fields.is_empty()) {
+        (Body::None, _) => None,
+        (Body::Json, true) => Some(quote!(#krate::__private::json_body(self))),
+        (Body::Form, true) => Some(quote!(#krate::__private::form_body(self))),
+        (Body::Json, false) => Some(quote!(#krate::__private::json_body_with(self, #constants))),
+        (Body::Form, false) => Some(quote!(#krate::__private::form_body_with(self, #constants))),
     }
     .map(|call| {
         quote! {
@@ -283,11 +303,22 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         "Like [`{name}::send`], for code without an async runtime. Do not call it inside one."
     );
 
+    let api_key = match &spec.auth {
+        Auth::ApiKey(header) => Some(quote! {
+            #[automatically_derived]
+            impl #impl_generics #krate::auth::ApiKeyHeader for #ident #ty_generics #where_clause {
+                const HEADER: &'static str = #header;
+            }
+        }),
+        _ => None,
+    };
     let serde_krate = (spec.body != Body::None).then_some(krate);
     let item_tokens = emit_struct(item, serde_krate);
 
     quote! {
         #item_tokens
+
+        #api_key
 
         #[automatically_derived]
         impl #impl_generics #krate::Endpoint for #ident #ty_generics #where_clause {
@@ -345,6 +376,9 @@ fn auth_type(krate: &syn::Path, auth: &Auth) -> TokenStream {
         Auth::RefreshBearer => quote!(#krate::auth::RefreshBearer),
         Auth::InBody => quote!(#krate::auth::InBody),
         Auth::ClientBearer => quote!(#krate::auth::ClientBearer),
+        Auth::Basic => quote!(#krate::auth::ClientBasic),
+        Auth::ClientBody => quote!(#krate::auth::ClientInBody),
+        Auth::ApiKey(_) => quote!(#krate::auth::ApiKey<Self>),
         Auth::None => quote!(#krate::auth::NoAuth),
         Auth::Custom(path) => quote!(#path),
     }
@@ -359,5 +393,18 @@ fn envelope_type(krate: &syn::Path, envelope: &Envelope) -> TokenStream {
         Envelope::Clerk => quote!(#krate::envelope::Clerk),
         Envelope::OAuth2 => quote!(#krate::envelope::OAuth2),
         Envelope::Custom(path) => quote!(#path),
+    }
+}
+
+/// A constant as the runtime's `Const`.
+fn const_value(krate: &syn::Path, constant: &attr::Constant) -> TokenStream {
+    let text = &constant.value;
+    match &constant.lit {
+        syn::Lit::Int(_) => quote!(#krate::__private::Const::Num(#text)),
+        syn::Lit::Bool(b) => {
+            let b = b.value;
+            quote!(#krate::__private::Const::Bool(#b))
+        }
+        _ => quote!(#krate::__private::Const::Str(#text)),
     }
 }

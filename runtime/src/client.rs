@@ -47,6 +47,7 @@ struct Inner {
     base_url: String,
     http: reqwest::Client,
     secret: Option<Secret>,
+    client_id: Option<String>,
     headers: HeaderMap,
     timeout: Option<Duration>,
     max_response_bytes: usize,
@@ -66,6 +67,7 @@ impl Client {
         ClientBuilder {
             base_url: base_url.as_ref().to_owned(),
             secret: None,
+            client_id: None,
             headers: HeaderMap::new(),
             timeout: Some(DEFAULT_TIMEOUT),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -137,7 +139,8 @@ impl Client {
                 .insert(CONTENT_TYPE, HeaderValue::from_static(body.content_type));
             *request.body_mut() = Some(body.bytes.into());
         }
-        let credentials = Credentials::new(refresh_token, self.inner.secret.as_ref());
+        let credentials = Credentials::new(refresh_token, self.inner.secret.as_ref())
+            .with_client_id(self.inner.client_id.as_deref());
         E::Auth::apply(&mut request, credentials)?;
         Ok(request)
     }
@@ -248,6 +251,7 @@ impl fmt::Debug for Client {
 pub struct ClientBuilder {
     base_url: String,
     secret: Option<Secret>,
+    client_id: Option<String>,
     headers: HeaderMap,
     timeout: Option<Duration>,
     max_response_bytes: usize,
@@ -261,6 +265,34 @@ impl ClientBuilder {
     /// Clerk secret key).
     pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
         self.secret = Some(secret.into());
+        self
+    }
+
+    /// The OAuth 2.0 client id and secret (RFC 6749 §2.3.1), sent by
+    /// `auth = basic` (HTTP Basic) and `auth = client_body` (in the body)
+    /// endpoints. The secret is the client-level secret of [`Self::secret`].
+    ///
+    /// ```
+    /// let client = refresh_endpoint::Client::builder("https://auth.example.com")
+    ///     .client_credentials("my-app", "s3cret")
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!format!("{client:?}").contains("s3cret"));
+    /// ```
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<Secret>,
+    ) -> Self {
+        self.client_id = Some(client_id.into());
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The client id of a public client (no secret), sent in the body by
+    /// `auth = client_body` endpoints.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
         self
     }
 
@@ -344,6 +376,7 @@ impl ClientBuilder {
                 base_url: self.base_url.trim_end_matches('/').to_owned(),
                 http,
                 secret: self.secret,
+                client_id: self.client_id,
                 headers,
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
