@@ -339,7 +339,7 @@ async fn xrpc_rate_limit_is_a_retryable_api_error_with_retry_after() {
 }
 
 #[tokio::test]
-async fn cloudreve_rate_limit_is_a_retryable_status_with_retry_after() {
+async fn cloudreve_rate_limit_is_a_retryable_error_with_retry_after() {
     let cloud = CloudreveMock::start().await;
     let tokens = cloud.issue_tokens("alice");
     let endpoint = CloudreveRefresh {
@@ -352,10 +352,9 @@ async fn cloudreve_rate_limit_is_a_retryable_status_with_retry_after() {
 
     let error = endpoint.send(&client).await.unwrap_err();
 
-    assert!(
-        matches!(error.kind(), ErrorKind::Status { status: 429, .. }),
-        "{error:?}"
-    );
+    // The 429 carries the envelope: its code and message are kept.
+    let api = error.api().expect("the envelope's error");
+    assert_eq!((api.status, api.code.as_str()), (429, "429"));
     assert!(error.is_retryable() && !error.is_terminal());
     assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
     assert_no_secrets(&error, &[&tokens.refresh_token]);

@@ -1,8 +1,7 @@
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Envelope, RawResponse};
-use crate::{ApiError, Error, ErrorKind};
+use super::{Envelope, JsonEnvelope, Outcome, RawResponse, Rule};
+use crate::Error;
 
 /// The Clerk Backend API envelope: a 2xx body is the response; an error is
 /// `{"errors": [{"message", "long_message", "code"}], "clerk_trace_id"}`.
@@ -11,8 +10,10 @@ use crate::{ApiError, Error, ErrorKind};
 /// refreshed and a full sign-in is needed), except `clerk_key_*` errors: a
 /// wrong secret key is the server's configuration, and signing the user out
 /// would not help. 429 and 5xx are retryable; other errors are
-/// [`ErrorKind::Api`], with the first error's code and long message. A 401
-/// without Clerk's envelope (from a proxy) is an [`ErrorKind::Status`].
+/// [`ErrorKind::Api`](crate::ErrorKind::Api), with the first error's code
+/// and long message. A 401 without Clerk's envelope (from a proxy) is an
+/// [`ErrorKind::Unrecognized`](crate::ErrorKind::Unrecognized). A preset of
+/// [`JsonEnvelope`]: [`Clerk::ENVELOPE`].
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Clerk, Envelope, RawResponse};
@@ -30,51 +31,28 @@ use crate::{ApiError, Error, ErrorKind};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clerk;
 
-#[derive(Deserialize)]
-struct Wire {
-    errors: Vec<WireError>,
-    #[serde(default)]
-    clerk_trace_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireError {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    long_message: Option<String>,
+impl Clerk {
+    /// The declaration.
+    pub const ENVELOPE: JsonEnvelope = JsonEnvelope::new("clerk")
+        .code("/errors/0/code")
+        .message(&["/errors/0/long_message", "/errors/0/message"])
+        .trace_id("clerk_trace_id")
+        .rules(&[
+            Rule {
+                status: 401,
+                code: "clerk_key*",
+                outcome: Outcome::Keep,
+            },
+            Rule {
+                status: 401,
+                code: "",
+                outcome: Outcome::Terminal,
+            },
+        ]);
 }
 
 impl Envelope for Clerk {
     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
-        if response.is_success() {
-            return response.json();
-        }
-        let wire: Option<Wire> = serde_json::from_slice(&response.body).ok();
-        let Some(Wire {
-            errors,
-            clerk_trace_id,
-        }) = wire
-        else {
-            return Err(if response.status == 401 {
-                ErrorKind::SignInAgain(None).into()
-            } else {
-                response.status_error()
-            });
-        };
-        let first = errors.into_iter().next();
-        let (code, message) = first
-            .map(|e| (e.code, e.long_message.unwrap_or(e.message)))
-            .unwrap_or_default();
-        let error = ApiError::new("clerk", response.status, code, message)
-            .with_trace_id(clerk_trace_id)
-            .with_retry_after(response.retry_after());
-        if response.status == 401 && !error.code.starts_with("clerk_key") {
-            Err(ErrorKind::SignInAgain(Some(error)).into())
-        } else {
-            Err(ErrorKind::Api(error).into())
-        }
+        Self::ENVELOPE.unwrap(response)
     }
 }

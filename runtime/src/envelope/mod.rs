@@ -15,12 +15,14 @@
 
 mod clerk;
 mod code_msg_data;
+mod json;
 mod oauth2;
 mod plain;
 mod xrpc;
 
 pub use clerk::Clerk;
 pub use code_msg_data::CodeMsgData;
+pub use json::{Declared, Declares, JsonEnvelope, Outcome, Rule, Success};
 pub use oauth2::OAuth2;
 pub use plain::Plain;
 pub use xrpc::Xrpc;

@@ -1,8 +1,7 @@
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Envelope, RawResponse};
-use crate::{ApiError, Error, ErrorKind};
+use super::{Envelope, JsonEnvelope, Outcome, RawResponse, Rule};
+use crate::Error;
 
 /// The OAuth 2.0 token endpoint envelope (RFC 6749 §5.1, §5.2): a 2xx body
 /// is the response; an error is `{"error", "error_description", "error_uri"}`.
@@ -10,7 +9,12 @@ use crate::{ApiError, Error, ErrorKind};
 /// `invalid_grant` (the refresh token is invalid, expired or revoked) ends
 /// the session; `temporarily_unavailable`, `server_error`, 429 and 5xx are
 /// retryable; other errors (`invalid_client`, `invalid_request`, …) are
-/// [`ErrorKind::Api`]: configuration problems that signing in again would not fix.
+/// [`ErrorKind::Api`](crate::ErrorKind::Api): configuration problems that
+/// signing in again would not fix. A 2xx answer carrying an `error` is an
+/// error too (GitHub answers HTTP 200 `{"error":"bad_refresh_token"}`).
+///
+/// A preset of [`JsonEnvelope`]: [`OAuth2::ENVELOPE`]; extend it with
+/// `envelope = oauth2(terminal = ["bad_refresh_token"])`.
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Envelope, OAuth2, RawResponse};
@@ -26,37 +30,20 @@ use crate::{ApiError, Error, ErrorKind};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OAuth2;
 
-#[derive(Deserialize)]
-struct Wire {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
+impl OAuth2 {
+    /// The declaration.
+    pub const ENVELOPE: JsonEnvelope = JsonEnvelope::new("oauth2")
+        .code("error")
+        .message(&["error_description"])
+        .rules(&[
+            Rule::code("invalid_grant", Outcome::Terminal),
+            Rule::code("temporarily_unavailable", Outcome::Retryable),
+            Rule::code("server_error", Outcome::Retryable),
+        ]);
 }
 
 impl Envelope for OAuth2 {
     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
-        if response.is_success() {
-            return response.json();
-        }
-        let Some(wire) = serde_json::from_slice::<Wire>(&response.body).ok() else {
-            return Err(response.status_error());
-        };
-        let retryable = matches!(
-            wire.error.as_str(),
-            "temporarily_unavailable" | "server_error"
-        );
-        let mut error = ApiError::new(
-            "oauth2",
-            response.status,
-            wire.error,
-            wire.error_description.unwrap_or_default(),
-        )
-        .with_retry_after(response.retry_after());
-        error.retryable |= retryable;
-        if error.code == "invalid_grant" {
-            Err(ErrorKind::SignInAgain(Some(error)).into())
-        } else {
-            Err(ErrorKind::Api(error).into())
-        }
+        Self::ENVELOPE.unwrap(response)
     }
 }

@@ -1,16 +1,17 @@
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Envelope, RawResponse};
-use crate::{ApiError, Error, ErrorKind};
+use super::{Envelope, JsonEnvelope, Outcome, RawResponse, Rule};
+use crate::Error;
 
 /// The AT Protocol (XRPC) envelope: a 2xx body is the response, an error is
 /// `{"error": "Name", "message": "text"}`.
 ///
 /// `ExpiredToken`, `InvalidToken`, `AccountTakedown` and any 401 end the
-/// session ([`ErrorKind::SignInAgain`]), as in the reference client; 429 and 5xx
-/// are retryable; other errors are [`ErrorKind::Api`]. An authorized call is
-/// refreshed and replayed on 401, or on 400 `ExpiredToken`.
+/// session ([`ErrorKind::SignInAgain`](crate::ErrorKind::SignInAgain)), as in
+/// the reference client; 429 and 5xx are retryable; other errors are
+/// [`ErrorKind::Api`](crate::ErrorKind::Api). An authorized call is
+/// refreshed and replayed on 401, or on 400 `ExpiredToken`. A preset of
+/// [`JsonEnvelope`]: [`Xrpc::ENVELOPE`].
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Envelope, RawResponse, Xrpc};
@@ -28,45 +29,34 @@ use crate::{ApiError, Error, ErrorKind};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Xrpc;
 
-/// XRPC errors that mean the refresh token is dead.
-const TERMINAL: [&str; 3] = ["ExpiredToken", "InvalidToken", "AccountTakedown"];
-
-#[derive(Deserialize)]
-struct Wire {
-    error: String,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-fn parse_error(response: &RawResponse) -> Option<Wire> {
-    serde_json::from_slice(&response.body).ok()
+impl Xrpc {
+    /// The declaration.
+    pub const ENVELOPE: JsonEnvelope = JsonEnvelope::new("xrpc")
+        .code("error")
+        .message(&["message"])
+        .rules(&[
+            Rule::code("ExpiredToken", Outcome::Terminal),
+            Rule::code("InvalidToken", Outcome::Terminal),
+            Rule::code("AccountTakedown", Outcome::Terminal),
+            Rule {
+                status: 401,
+                code: "",
+                outcome: Outcome::Terminal,
+            },
+            Rule {
+                status: 400,
+                code: "ExpiredToken",
+                outcome: Outcome::Expired,
+            },
+        ]);
 }
 
 impl Envelope for Xrpc {
     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
-        if response.is_success() {
-            return response.json();
-        }
-        let Some(wire) = parse_error(response) else {
-            return Err(response.status_error());
-        };
-        let error = ApiError::new(
-            "xrpc",
-            response.status,
-            wire.error,
-            wire.message.unwrap_or_default(),
-        )
-        .with_retry_after(response.retry_after());
-        if response.status == 401 || TERMINAL.contains(&error.code.as_str()) {
-            Err(ErrorKind::SignInAgain(Some(error)).into())
-        } else {
-            Err(ErrorKind::Api(error).into())
-        }
+        Self::ENVELOPE.unwrap(response)
     }
 
     fn access_token_expired(response: &RawResponse) -> bool {
-        response.status == 401
-            || (response.status == 400
-                && parse_error(response).is_some_and(|wire| wire.error == "ExpiredToken"))
+        Self::ENVELOPE.access_token_expired(response)
     }
 }
