@@ -312,6 +312,18 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }),
         _ => None,
     };
+    let declared = match &spec.envelope {
+        Envelope::Declared { base, options } => {
+            let declaration = declared_envelope(krate, &name, *base, options);
+            Some(quote! {
+                #[automatically_derived]
+                impl #impl_generics #krate::envelope::Declares for #ident #ty_generics #where_clause {
+                    const ENVELOPE: #krate::envelope::JsonEnvelope = #declaration;
+                }
+            })
+        }
+        _ => None,
+    };
     let serde_krate = (spec.body != Body::None).then_some(krate);
     let item_tokens = emit_struct(item, serde_krate);
 
@@ -319,6 +331,7 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         #item_tokens
 
         #api_key
+        #declared
 
         #[automatically_derived]
         impl #impl_generics #krate::Endpoint for #ident #ty_generics #where_clause {
@@ -393,6 +406,7 @@ fn envelope_type(krate: &syn::Path, envelope: &Envelope) -> TokenStream {
         Envelope::Clerk => quote!(#krate::envelope::Clerk),
         Envelope::OAuth2 => quote!(#krate::envelope::OAuth2),
         Envelope::Custom(path) => quote!(#path),
+        Envelope::Declared { .. } => quote!(#krate::envelope::Declared<Self>),
     }
 }
 
@@ -407,4 +421,70 @@ fn const_value(krate: &syn::Path, constant: &attr::Constant) -> TokenStream {
         }
         _ => quote!(#krate::__private::Const::Str(#text)),
     }
+}
+
+/// The `JsonEnvelope` a declared envelope builds, in a const expression.
+fn declared_envelope(
+    krate: &syn::Path,
+    name: &str,
+    base: Option<&str>,
+    options: &attr::EnvelopeOptions,
+) -> TokenStream {
+    let mut out = match base {
+        Some(base) => {
+            let base = format_ident!("{}", base);
+            let base = match base.to_string().as_str() {
+                "CodeMsgData" => quote!(#krate::envelope::CodeMsgData::<0>::ENVELOPE),
+                _ => quote!(#krate::envelope::#base::ENVELOPE),
+            };
+            quote!(#krate::envelope::JsonEnvelope::new(#base.name).base(&#base))
+        }
+        None => quote!(#krate::envelope::JsonEnvelope::new(#name)),
+    };
+    let mut set = |method: &str, value: TokenStream| {
+        let method = format_ident!("{}", method);
+        out.extend(quote!(.#method(#value)));
+    };
+    if let Some(at) = &options.data {
+        set("data", at.to_token_stream());
+    }
+    if let Some(at) = &options.code {
+        set("code", at.to_token_stream());
+    }
+    if let Some(list) = &options.message {
+        set("message", quote!(&[#(#list),*]));
+    }
+    if let Some(at) = &options.trace_id {
+        set("trace_id", at.to_token_stream());
+    }
+    match &options.success {
+        Some(attr::SuccessArg::Int(code)) => {
+            set("success", quote!(#krate::envelope::Success::Int(#code)))
+        }
+        Some(attr::SuccessArg::Str(code)) => set("success_code", code.to_token_stream()),
+        None => {}
+    }
+    if let Some(at) = &options.ok {
+        set("ok_flag", at.to_token_stream());
+    }
+    if !options.rules.is_empty() {
+        let rules = options.rules.iter().map(|rule| {
+            let status = match &rule.status {
+                Some(status) => {
+                    let n: u16 = status.base10_parse().unwrap_or(0);
+                    quote!(#n)
+                }
+                None => quote!(0u16),
+            };
+            let code = rule.code.clone().unwrap_or_default();
+            let outcome = format_ident!("{}", rule.outcome);
+            quote!(#krate::envelope::Rule {
+                status: #status,
+                code: #code,
+                outcome: #krate::envelope::Outcome::#outcome,
+            })
+        });
+        set("rules", quote!(&[#(#rules),*]));
+    }
+    out
 }

@@ -8,6 +8,7 @@ use crate::ast::{Input, Role, unraw};
 use crate::attr::{
     API_KEY_HINT, AUTH_HINT, Args, AuthArg, BODY_HINT, Constant, ENVELOPE_HINT, Errors,
 };
+use crate::attr::{EnvelopeOptions, SuccessArg, did_you_mean};
 
 /// What the attribute asks for, checked.
 pub struct Spec {
@@ -48,6 +49,11 @@ pub enum Envelope {
     Clerk,
     OAuth2,
     Custom(Path),
+    /// `json(...)`, or a built-in with options: the base preset's type name.
+    Declared {
+        base: Option<&'static str>,
+        options: EnvelopeOptions,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -58,7 +64,7 @@ pub enum Body {
 }
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-const ENVELOPES: &str = "plain, code_msg_data, xrpc, clerk, oauth2";
+const ENVELOPES: [&str; 6] = ["plain", "json", "code_msg_data", "xrpc", "clerk", "oauth2"];
 
 /// Checks the arguments against the struct. `None` when any rule failed;
 /// every failure is in `errors`.
@@ -111,7 +117,7 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
     let header = args.header.unwrap_or_default();
     check_constants(&fields, &query, &header, input, errors);
     let envelope = match args.envelope {
-        Some(arg) => check_envelope(arg.path, arg.success, errors),
+        Some(arg) => check_envelope(arg.path, arg.options, errors),
         None => Envelope::Plain,
     };
     check_auth_fields(args.auth.as_ref().map(|a| &a.path), &auth, input, errors);
@@ -427,41 +433,65 @@ fn check_auth(arg: &AuthArg, errors: &mut Errors) -> Auth {
     }
 }
 
-fn check_envelope(path: Path, success: Option<(Span, LitInt)>, errors: &mut Errors) -> Envelope {
+fn check_envelope(
+    path: Path,
+    options: Option<(Span, EnvelopeOptions)>,
+    errors: &mut Errors,
+) -> Envelope {
     let name = single_lowercase_ident(&path);
-    let (options, success) = match success {
-        Some((span, code)) => (Some(span), Some(code)),
-        None => (None, None),
-    };
-    if let Some(options) = options {
-        match name.as_deref() {
-            Some("code_msg_data") => {}
-            Some(known) if ENVELOPES.split(", ").any(|e| e == known) => errors.at(
-                options,
-                format!("only `code_msg_data` takes a success code; write `envelope = {known}`"),
-            ),
-            Some(_) => {}
-            None => errors.at(
-                options,
-                "only `code_msg_data` takes a success code; remove these parentheses",
-            ),
+    let Some(name) = name else {
+        if let Some((span, _)) = options {
+            errors.at(
+                span,
+                "an envelope of your own takes no options; remove these parentheses, or declare one with `envelope = json(...)`",
+            );
         }
-    }
-    match name.as_deref() {
-        Some("plain") => Envelope::Plain,
-        Some("code_msg_data") => Envelope::CodeMsgData(success),
-        Some("xrpc") => Envelope::Xrpc,
-        Some("clerk") => Envelope::Clerk,
-        Some("oauth2") => Envelope::OAuth2,
-        Some(other) => {
+        return Envelope::Custom(path);
+    };
+    let base = match name.as_str() {
+        "json" => None,
+        "plain" => Some("Plain"),
+        "code_msg_data" => Some("CodeMsgData"),
+        "xrpc" => Some("Xrpc"),
+        "clerk" => Some("Clerk"),
+        "oauth2" => Some("OAuth2"),
+        other => {
             errors.at(
                 path.span(),
-                format!("unknown envelope `{other}`; {ENVELOPE_HINT}"),
+                format!(
+                    "unknown envelope `{other}`{}; {ENVELOPE_HINT}",
+                    did_you_mean(other, &ENVELOPES)
+                ),
             );
-            Envelope::Plain
+            return Envelope::Plain;
         }
-        None => Envelope::Custom(path),
+    };
+    let Some((span, options)) = options else {
+        return match name.as_str() {
+            "json" => Envelope::Declared {
+                base: None,
+                options: EnvelopeOptions::default(),
+            },
+            "plain" => Envelope::Plain,
+            "code_msg_data" => Envelope::CodeMsgData(None),
+            "xrpc" => Envelope::Xrpc,
+            "clerk" => Envelope::Clerk,
+            _ => Envelope::OAuth2,
+        };
+    };
+    if options.success.is_some() && options.ok.is_some() {
+        errors.at(
+            span,
+            "give `success` (the code that means success) or `ok` (a field that is true on success), not both",
+        );
     }
+    // `code_msg_data(success = N)` alone keeps its own type.
+    if name == "code_msg_data" && options.written == ["success"] {
+        if let Some(SuccessArg::Int(code)) = options.success {
+            return Envelope::CodeMsgData(Some(code));
+        }
+    }
+    Envelope::Declared { base, options }
 }
 
 /// Whether `auth = path` or `envelope = path` names a type of the user's.
