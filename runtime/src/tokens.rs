@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::providers::{atproto, clerk, cloudreve, oauth2};
+use crate::providers::{atproto, clerk, cloudreve};
 use crate::{Error, ErrorKind, Secret};
 
 /// A session's tokens: serialized as they are stored (expiries in Unix seconds).
@@ -171,17 +171,6 @@ impl IntoTokens for cloudreve::Token {
             .with_refresh_token(Some(self.refresh_token))
             .with_access_expires_at(Some(self.access_expires))
             .with_refresh_expires_at(Some(self.refresh_expires)))
-    }
-}
-
-impl IntoTokens for oauth2::TokenResponse {
-    fn into_tokens(self, received_at: SystemTime) -> Result<Issued, Error> {
-        let expires_at = self
-            .expires_in
-            .map(|seconds| received_at + Duration::from_secs(seconds));
-        Ok(Issued::access(self.access_token)
-            .with_refresh_token(self.refresh_token)
-            .with_access_expires_at(expires_at))
     }
 }
 
