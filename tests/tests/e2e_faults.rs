@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use refresh_endpoint::providers::atproto::AtpSession;
+use refresh_endpoint::providers::atproto::RefreshSession as AtpRefresh;
 use refresh_endpoint::providers::clerk::SessionRefresh;
 use refresh_endpoint::providers::cloudreve::Token;
 use refresh_endpoint::providers::oauth2::TokenResponse;
@@ -14,10 +14,6 @@ use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{
     AtpTokens, AtprotoMock, ClerkMock, CloudreveMock, Fault, OAuth2Mock,
 };
-
-#[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
-                   auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
-struct AtpRefresh;
 
 #[refresh_endpoint(path = "/api/v4/session/token/refresh", auth = body,
                    envelope = code_msg_data, response = Token)]

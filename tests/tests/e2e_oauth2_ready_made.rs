@@ -28,7 +28,10 @@ async fn session<E: RefreshEndpoint>(
 async fn refreshes_twice<E: RefreshEndpoint>(session: &Session<E>, issued: &OAuth2Tokens) {
     let first = session.refresh().await.unwrap();
     assert_ne!(first.expose(), issued.access_token);
-    assert_ne!(session.tokens().unwrap().refresh_token.expose(), issued.refresh_token);
+    assert_ne!(
+        session.tokens().unwrap().refresh_token.expose(),
+        issued.refresh_token
+    );
     let second = session.refresh().await.unwrap();
     assert_ne!(second, first);
 }
@@ -47,8 +50,8 @@ async fn http_basic() {
 async fn credentials_in_the_body_with_a_path_and_a_narrower_scope() {
     let oauth = OAuth2Mock::builder().scope("read write").start().await;
     let issued = oauth.issue_tokens();
-    let client = Client::builder(oauth.url())
-        .client_credentials(oauth.client_id(), oauth.client_secret());
+    let client =
+        Client::builder(oauth.url()).client_credentials(oauth.client_id(), oauth.client_secret());
     let endpoint = Refresh::client_body().path("/oauth/token").scope("read");
     let session = session(client, endpoint, &issued).await;
     let token = session.refresh().await.unwrap();

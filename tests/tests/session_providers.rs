@@ -6,26 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use refresh_endpoint::clock::{Clock, ManualClock};
-use refresh_endpoint::providers::clerk::SessionRefresh;
+use refresh_endpoint::providers::clerk;
 use refresh_endpoint::providers::oauth2::TokenResponse;
 use refresh_endpoint::session::Session;
 use refresh_endpoint::store::{MemoryStore, Store};
 use refresh_endpoint::tokens::Tokens;
 use refresh_endpoint::{Client, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{ClerkMock, Now, OAuth2Mock, oauth2};
-
-#[refresh_endpoint(path = "/v1/sessions/{session_id}/refresh", auth = bearer,
-                   envelope = clerk, response = SessionRefresh)]
-#[derive(Clone)]
-struct ClerkRefresh {
-    #[path]
-    session_id: String,
-    #[access_token]
-    expired_token: Secret,
-    #[refresh_token]
-    refresh_token: Secret,
-    request_origin: String,
-}
 
 #[refresh_endpoint(path = "/oauth/token", auth = body, envelope = oauth2, body = form,
                    response = TokenResponse)]
@@ -52,12 +39,15 @@ async fn clerk_sessions_refresh_short_lived_tokens_only_when_due() {
         .secret(mock.secret_key())
         .build()
         .unwrap();
-    let endpoint = ClerkRefresh {
-        session_id: signed_in.session_id.clone(),
-        expired_token: Secret::new(""),
-        refresh_token: Secret::new(""),
-        request_origin: "https://app.example.com".into(),
-    };
+    let mut endpoint =
+        clerk::RefreshSession::new(signed_in.session_id.clone(), "https://app.example.com");
+    endpoint.format = Some(clerk::Format::Token);
+    endpoint.request_originating_ip = Some("203.0.113.7".into());
+    endpoint.request_headers = Some(
+        [("user-agent".to_owned(), vec!["test".to_owned()])]
+            .into_iter()
+            .collect(),
+    );
     let session = Session::builder(client, endpoint)
         .tokens(Tokens::new(
             signed_in.session_jwt.as_str(),
@@ -88,6 +78,13 @@ async fn clerk_sessions_refresh_short_lived_tokens_only_when_due() {
         "the expired JWT is sent back"
     );
     assert_eq!(sent["refresh_token"], signed_in.refresh_token.as_str());
+    assert_eq!(sent["format"], "token");
+    assert_eq!(sent["request_originating_ip"], "203.0.113.7");
+    assert_eq!(
+        mock.last_api_version().as_deref(),
+        Some(clerk::API_VERSION),
+        "the SDKs' API version"
+    );
 
     // A revoked session ends in "sign in again".
     mock.revoke(&signed_in.session_id);

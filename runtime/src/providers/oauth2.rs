@@ -17,11 +17,12 @@
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::auth::{Auth, ClientBasic, ClientInBody, NoAuth};
 use crate::endpoint::{Body, Endpoint};
-use crate::envelope::OAuth2;
+use crate::envelope::{Envelope, JsonEnvelope, Outcome, RawResponse, Rule};
 use crate::tokens::{IntoTokens, Issued};
 use crate::{Error, Secret};
 
@@ -95,9 +96,11 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
         Some(Seconds::Int(n)) => Some(n),
         Some(Seconds::Float(f)) if f.is_finite() && f >= 0.0 => Some(f as u64),
         Some(Seconds::Float(_)) => None,
-        Some(Seconds::Text(text)) => Some(text.trim().parse().map_err(|_| {
-            serde::de::Error::custom("expires_in is not a number of seconds")
-        })?),
+        Some(Seconds::Text(text)) => Some(
+            text.trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom("expires_in is not a number of seconds"))?,
+        ),
     })
 }
 
@@ -281,5 +284,50 @@ impl<A: Auth> Endpoint for Refresh<A> {
 
     fn set_refresh_token(&mut self, token: &Secret) {
         self.refresh_token.clone_from(token);
+    }
+}
+
+/// The OAuth 2.0 token endpoint envelope (RFC 6749 §5.1, §5.2): a 2xx body
+/// is the response; an error is `{"error", "error_description", "error_uri"}`.
+///
+/// `invalid_grant` (the refresh token is invalid, expired or revoked) ends
+/// the session; `temporarily_unavailable`, `server_error`, 429 and 5xx are
+/// retryable; other errors (`invalid_client`, `invalid_request`, …) are
+/// [`ErrorKind::Api`](crate::ErrorKind::Api): configuration problems that
+/// signing in again would not fix. A 2xx answer carrying an `error` is an
+/// error too (GitHub answers HTTP 200 `{"error":"bad_refresh_token"}`).
+///
+/// A preset of [`JsonEnvelope`]: [`OAuth2::ENVELOPE`]; extend it with
+/// `envelope = oauth2(terminal = ["bad_refresh_token"])`.
+///
+/// ```
+/// use refresh_endpoint::envelope::{Envelope, OAuth2, RawResponse};
+///
+/// let dead = RawResponse {
+///     endpoint: "token",
+///     status: 400,
+///     headers: Default::default(),
+///     body: br#"{"error":"invalid_grant","error_description":"refresh token revoked"}"#.to_vec(),
+/// };
+/// assert!(OAuth2::unwrap::<serde_json::Value>(&dead).unwrap_err().is_terminal());
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OAuth2;
+
+impl OAuth2 {
+    /// The declaration.
+    pub const ENVELOPE: JsonEnvelope = JsonEnvelope::new("oauth2")
+        .code("error")
+        .message(&["error_description"])
+        .rules(&[
+            Rule::code("invalid_grant", Outcome::Terminal),
+            Rule::code("temporarily_unavailable", Outcome::Retryable),
+            Rule::code("server_error", Outcome::Retryable),
+        ]);
+}
+
+impl Envelope for OAuth2 {
+    fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
+        Self::ENVELOPE.unwrap(response)
     }
 }
