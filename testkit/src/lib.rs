@@ -74,4 +74,4 @@ pub use clerk::{ClerkMock, ClerkMockBuilder, ClerkSession};
 pub use clock::{ManualClock, Now, system_clock};
 pub use cloudreve::{CloudreveMock, CloudreveMockBuilder, CloudreveTokens};
 pub use fault::Fault;
-pub use oauth2::{OAuth2Mock, OAuth2MockBuilder, OAuth2Tokens};
+pub use oauth2::{Dialect, OAuth2Mock, OAuth2MockBuilder, OAuth2Tokens};
