@@ -151,7 +151,7 @@ fn parse_option(out: &mut EnvelopeOptions, meta: &ParseNestedMeta) -> syn::Resul
                     content.parse_terminated(<LitStr as syn::parse::Parse>::parse, Token![,])?;
                 out.message = Some(list.into_iter().collect());
             } else {
-                out.message = Some(vec![location(meta)?]);
+                out.message = Some(vec![input.parse()?]);
             }
         }
         "success" => {
@@ -386,11 +386,13 @@ fn parse_key(out: &mut Args, meta: &ParseNestedMeta) -> syn::Result<()> {
         };
         set(&mut out.krate, path, key)
     } else {
+        let shown = quote::ToTokens::to_token_stream(key).to_string();
+        let known: Vec<&str> = KEYS.split(", ").collect();
         Err(syn::Error::new(
             key.span(),
             format!(
-                "unknown key `{}`; the keys are: {KEYS}",
-                quote::ToTokens::to_token_stream(key)
+                "unknown key `{shown}`{}; the keys are: {KEYS}",
+                did_you_mean(&shown, &known)
             ),
         ))
     }
@@ -408,6 +410,13 @@ fn constants(meta: &ParseNestedMeta, example: &str) -> syn::Result<Vec<Constant>
     }
     let content;
     syn::parenthesized!(content in meta.input);
+    let result = constant_list(&content, &hint);
+    // After an error, the rest is skipped, so that it is reported once.
+    content.parse::<TokenStream>()?;
+    result
+}
+
+fn constant_list(content: ParseStream, hint: &str) -> syn::Result<Vec<Constant>> {
     let mut out: Vec<Constant> = Vec::new();
     while !content.is_empty() {
         let name = if content.peek(LitStr) {
@@ -415,14 +424,14 @@ fn constants(meta: &ParseNestedMeta, example: &str) -> syn::Result<Vec<Constant>
         } else {
             let ident: Ident = content
                 .call(syn::ext::IdentExt::parse_any)
-                .map_err(|e| with_hint(e, &hint))?;
+                .map_err(|e| with_hint(e, hint))?;
             let text = ident.to_string();
             LitStr::new(text.strip_prefix("r#").unwrap_or(&text), ident.span())
         };
         content
             .parse::<Token![=]>()
-            .map_err(|e| with_hint(e, &hint))?;
-        let lit: syn::Lit = content.parse().map_err(|e| with_hint(e, &hint))?;
+            .map_err(|e| with_hint(e, hint))?;
+        let lit: syn::Lit = content.parse().map_err(|e| with_hint(e, hint))?;
         let value = match &lit {
             syn::Lit::Str(s) => s.value(),
             syn::Lit::Int(i) => i.base10_digits().to_owned(),

@@ -28,6 +28,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let model = Input::from_syn(&item, &mut errors);
     let mention = mention_types(&args, &item.generics);
+    let stubs = stubs(&args, &item);
     let spec = valid::check(args, &model, &mut errors);
     match (errors.into_result(), spec) {
         (Ok(()), Some(spec)) => generate(&model, &spec),
@@ -38,7 +39,70 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                 .unwrap_or_default();
             out.extend(emit_struct(&item, None));
             out.extend(mention);
+            out.extend(stubs);
             out
+        }
+    }
+}
+
+/// After an error, `send`, `send_blocking` and an `Endpoint` impl that are
+/// never run, so that calls to them do not add an error each to the one
+/// the attribute reported (thiserror's fallback).
+fn stubs(args: &attr::Args, item: &DeriveInput) -> TokenStream {
+    let krate = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::refresh_endpoint));
+    let ident = &item.ident;
+    let vis = &item.vis;
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+    let response = match &args.response {
+        Some(response) => response.to_token_stream(),
+        None => quote!(()),
+    };
+    let token_param = match &args.auth {
+        Some(auth) if auth.path.is_ident("refresh_bearer") => {
+            quote!(, _refresh_token: &#krate::Secret)
+        }
+        _ => quote!(),
+    };
+    // Not for a generic struct: the response type's bounds are unknown.
+    let generic = !item.generics.params.is_empty();
+    let endpoint = args.response.as_ref().filter(|_| !generic).map(|response| {
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #krate::Endpoint for #ident #ty_generics #where_clause {
+                type Response = #response;
+                type Auth = #krate::auth::NoAuth;
+                type Envelope = #krate::envelope::Plain;
+                const NAME: &'static str = "";
+                const METHOD: #krate::__private::Method = #krate::__private::Method::POST;
+                fn write_path(&self, _: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
+                    ::core::unimplemented!()
+                }
+            }
+        }
+    });
+    quote! {
+        #endpoint
+
+        #[allow(dead_code, clippy::all)]
+        impl #impl_generics #ident #ty_generics #where_clause {
+            #[doc(hidden)]
+            #vis async fn send(
+                &self,
+                _client: &#krate::Client #token_param
+            ) -> ::core::result::Result<#response, #krate::Error> {
+                ::core::unimplemented!()
+            }
+
+            #[doc(hidden)]
+            #vis fn send_blocking(
+                &self,
+                _client: &#krate::Client #token_param
+            ) -> ::core::result::Result<#response, #krate::Error> {
+                ::core::unimplemented!()
+            }
         }
     }
 }
@@ -266,24 +330,33 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
     });
 
-    let setter = |role: fn(&Role) -> bool, method: &str| {
+    let setter = |role: fn(&Role) -> bool, method: &str, bound: &str| {
         input.fields.iter().find(|f| role(&f.role)).map(|field| {
             let member = field.ident;
             let method = format_ident!("{}", method);
-            let field = at_type(
+            let bound = format_ident!("{}", bound);
+            let ty = field.ty;
+            let set = at_type(
                 field,
-                quote!(let __field: &mut #krate::Secret = &mut self.#member;),
+                quote!(<#ty as #krate::__private::#bound>::set_token(&mut self.#member, __token);),
             );
             quote! {
                 fn #method(&mut self, __token: &#krate::Secret) {
-                    #field
-                    #krate::__private::set_secret(__field, __token)
+                    #set
                 }
             }
         })
     };
-    let set_refresh = setter(|r| matches!(r, Role::RefreshToken), "set_refresh_token");
-    let set_access = setter(|r| matches!(r, Role::AccessToken), "set_access_token");
+    let set_refresh = setter(
+        |r| matches!(r, Role::RefreshToken),
+        "set_refresh_token",
+        "RefreshTokenField",
+    );
+    let set_access = setter(
+        |r| matches!(r, Role::AccessToken),
+        "set_access_token",
+        "AccessTokenField",
+    );
 
     let (token_param, token_arg, token_doc) = match spec.auth {
         Auth::RefreshBearer => (

@@ -426,7 +426,22 @@ fn check_auth(arg: &AuthArg, errors: &mut Errors) -> Auth {
         Some("client_body") => Auth::ClientBody,
         Some("none") => Auth::None,
         Some(other) => {
-            errors.at(path.span(), format!("unknown auth `{other}`; {AUTH_HINT}"));
+            let known = [
+                "refresh_bearer",
+                "body",
+                "bearer",
+                "basic",
+                "client_body",
+                "api_key",
+                "none",
+            ];
+            errors.at(
+                path.span(),
+                format!(
+                    "unknown auth `{other}`{}; {AUTH_HINT}",
+                    did_you_mean(other, &known)
+                ),
+            );
             Auth::None
         }
         None => Auth::Custom(path.clone()),
@@ -576,7 +591,10 @@ fn check_body(
         Some(other) => {
             errors.at(
                 key.map_or_else(Span::call_site, Ident::span),
-                format!("unknown body `{other}`; {BODY_HINT}"),
+                format!(
+                    "unknown body `{other}`{}; {BODY_HINT}",
+                    did_you_mean(other, &["json", "form", "none"])
+                ),
             );
             return Body::Json;
         }

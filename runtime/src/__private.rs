@@ -220,6 +220,40 @@ pub fn set_secret(field: &mut Secret, token: &Secret) {
     field.clone_from(token);
 }
 
+/// The type of a `#[refresh_token]` field: a [`Secret`].
+#[diagnostic::on_unimplemented(
+    message = "a #[refresh_token] field holds a `Secret`, not `{Self}`",
+    label = "write `refresh_token: Secret` (`refresh_endpoint::Secret`)",
+    note = "a `Secret` never prints its value in `Debug`, `Display`, errors or logs"
+)]
+pub trait RefreshTokenField {
+    /// Stores the token.
+    fn set_token(&mut self, token: &Secret);
+}
+
+impl RefreshTokenField for Secret {
+    fn set_token(&mut self, token: &Secret) {
+        self.clone_from(token);
+    }
+}
+
+/// The type of an `#[access_token]` field: a [`Secret`].
+#[diagnostic::on_unimplemented(
+    message = "an #[access_token] field holds a `Secret`, not `{Self}`",
+    label = "write `access_token: Secret` (`refresh_endpoint::Secret`)",
+    note = "a `Secret` never prints its value in `Debug`, `Display`, errors or logs"
+)]
+pub trait AccessTokenField {
+    /// Stores the token.
+    fn set_token(&mut self, token: &Secret);
+}
+
+impl AccessTokenField for Secret {
+    fn set_token(&mut self, token: &Secret) {
+        self.clone_from(token);
+    }
+}
+
 /// Runs a future to completion on a new current-thread runtime.
 #[cfg(feature = "blocking")]
 pub fn block_on<T>(

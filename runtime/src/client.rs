@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use reqwest::header::{
+    CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
 use reqwest::{Method, Url};
 use tracing::Instrument;
 
@@ -142,6 +144,18 @@ impl Client {
         let credentials = Credentials::new(refresh_token, self.inner.secret.as_ref())
             .with_client_id(self.inner.client_id.as_deref());
         E::Auth::apply(&mut request, credentials)?;
+        // RFC 9110 §8.6: a POST, PUT or PATCH without a body says so; some
+        // proxies answer 411 Length Required otherwise.
+        if request.body().is_none()
+            && matches!(
+                *request.method(),
+                Method::POST | Method::PUT | Method::PATCH
+            )
+        {
+            request
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
         Ok(request)
     }
 

@@ -230,3 +230,21 @@ fn an_api_key_goes_in_its_header_marked_sensitive() {
         .unwrap_err();
     assert!(error.to_string().contains("x-api-key"), "{error}");
 }
+
+/// RFC 9110 §8.6: a POST without a body says `Content-Length: 0` (some
+/// proxies answer 411 otherwise); a GET says nothing.
+#[test]
+fn a_post_without_a_body_sends_content_length_zero() {
+    use refresh_endpoint::providers::atproto::RefreshSession;
+
+    #[refresh_endpoint(path = "/get", method = GET, response = TokenResponse)]
+    struct Get;
+
+    let client = Client::new("https://pds.example.com").unwrap();
+    let request = client
+        .build_request(&RefreshSession, Some(&Secret::new("r")))
+        .unwrap();
+    assert_eq!(request.headers()["content-length"], "0");
+    let request = client.build_request(&Get, None).unwrap();
+    assert!(request.headers().get("content-length").is_none());
+}

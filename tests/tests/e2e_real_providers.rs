@@ -12,7 +12,7 @@ use refresh_endpoint::{Client, Endpoint, Error, ErrorKind, Secret, refresh_endpo
 use refresh_endpoint_testkit::oauth2::{ENTRA_TENANT, GITHUB_ROUTE};
 use refresh_endpoint_testkit::{Dialect, Fault, OAuth2Mock, OAuth2Tokens};
 
-// GitHub App user tokens: 7 lines.
+// GitHub App user tokens: 8 lines.
 #[refresh_endpoint(path = "/login/oauth/access_token", auth = client_body, body = form,
                    fields(grant_type = "refresh_token"), header(Accept = "application/json"),
                    envelope = oauth2(terminal = ["bad_refresh_token"]), response = TokenResponse)]
@@ -22,7 +22,7 @@ struct GitHubRefresh {
     refresh_token: Secret,
 }
 
-// Slack `oauth.v2.access`: 7 lines.
+// Slack `oauth.v2.access`: 8 lines.
 #[refresh_endpoint(path = "/api/oauth.v2.access", auth = client_body, body = form,
                    fields(grant_type = "refresh_token"), response = TokenResponse,
                    envelope = json(ok = "ok", code = "error", terminal = ["invalid_refresh_token"]))]
