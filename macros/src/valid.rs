@@ -501,10 +501,11 @@ fn check_envelope(
         );
     }
     // `code_msg_data(success = N)` alone keeps its own type.
-    if name == "code_msg_data" && options.written == ["success"] {
-        if let Some(SuccessArg::Int(code)) = options.success {
-            return Envelope::CodeMsgData(Some(code));
-        }
+    if name == "code_msg_data"
+        && options.written == ["success"]
+        && let Some(SuccessArg::Int(code)) = options.success
+    {
+        return Envelope::CodeMsgData(Some(code));
     }
     Envelope::Declared { base, options }
 }

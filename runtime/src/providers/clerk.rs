@@ -136,9 +136,9 @@ pub enum Format {
 /// refreshed and a full sign-in is needed), except `clerk_key_*` errors: a
 /// wrong secret key is the server's configuration, and signing the user out
 /// would not help. 429 and 5xx are retryable; other errors are
-/// [`ErrorKind::Api`](crate::ErrorKind::Api), with the first error's code
+/// [`ErrorKind::Api`], with the first error's code
 /// and long message. A 401 without Clerk's envelope (from a proxy) is an
-/// [`ErrorKind::Unrecognized`](crate::ErrorKind::Unrecognized). A preset of
+/// [`ErrorKind::Unrecognized`]. A preset of
 /// [`JsonEnvelope`]: [`Clerk::ENVELOPE`].
 ///
 /// ```
