@@ -336,3 +336,57 @@ mod entra {
         assert!(!error.is_terminal());
     }
 }
+
+/// Never silent: an error answer without the declared shape is logged at
+/// WARN once per endpoint, with the hint to declare the provider's error
+/// shape, and never with a token.
+#[tokio::test]
+async fn a_shapeless_error_answer_is_warned_about_once() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[refresh_endpoint(path = "/oauth/token", auth = basic, body = form, envelope = oauth2,
+                       fields(grant_type = "refresh_token"), response = TokenResponse)]
+    struct WarnedOnce {
+        #[refresh_token]
+        refresh_token: Secret,
+    }
+
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let mock = OAuth2Mock::start().await;
+    let issued = mock.issue_tokens();
+    let endpoint = WarnedOnce {
+        refresh_token: Secret::new(issued.refresh_token.as_str()),
+    };
+    mock.inject_times(Fault::Html(403), 2);
+    for _ in 0..2 {
+        let error = endpoint.send(&client(&mock)).await.unwrap_err();
+        assert!(matches!(error.kind(), ErrorKind::Unrecognized { status: 403, .. }));
+    }
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(logs.matches("WARN").count(), 1, "{logs}");
+    assert!(logs.contains("declare the provider's error shape"), "{logs}");
+    assert!(logs.contains("WarnedOnce") && logs.contains("403"), "{logs}");
+    assert!(!logs.contains(&issued.refresh_token));
+    assert!(!logs.contains(mock.client_secret()));
+}
