@@ -235,7 +235,9 @@ fn parse_rule(content: ParseStream, outcome: &'static str, hint: &str) -> syn::R
     if word != "status" {
         return Err(syn::Error::new(
             word.span(),
-            format!("expected a code or `status(N)`; {hint}"),
+            format!(
+                "a code is a string: write `\"{word}\"`, or `status(N)` for an HTTP status; {hint}"
+            ),
         ));
     }
     let inner;

@@ -381,12 +381,21 @@ async fn a_shapeless_error_answer_is_warned_about_once() {
     mock.inject_times(Fault::Html(403), 2);
     for _ in 0..2 {
         let error = endpoint.send(&client(&mock)).await.unwrap_err();
-        assert!(matches!(error.kind(), ErrorKind::Unrecognized { status: 403, .. }));
+        assert!(matches!(
+            error.kind(),
+            ErrorKind::Unrecognized { status: 403, .. }
+        ));
     }
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert_eq!(logs.matches("WARN").count(), 1, "{logs}");
-    assert!(logs.contains("declare the provider's error shape"), "{logs}");
-    assert!(logs.contains("WarnedOnce") && logs.contains("403"), "{logs}");
+    assert!(
+        logs.contains("declare the provider's error shape"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("WarnedOnce") && logs.contains("403"),
+        "{logs}"
+    );
     assert!(!logs.contains(&issued.refresh_token));
     assert!(!logs.contains(mock.client_secret()));
 }
