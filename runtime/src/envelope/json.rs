@@ -280,12 +280,19 @@ impl JsonEnvelope {
             .and_then(|at| lookup(body, at))
             .and_then(Value::as_str)
             .map(|id| id.chars().take(128).collect());
-        let error = ApiError::new(self.name, response.status, code, self.message_of(body))
-            .with_trace_id(trace_id)
-            .with_retry_after(response.retry_after());
+        // Rules match the code as sent; the error keeps it capped and
+        // without anything token-like, as the message.
         let rule = self.first_rule(|rule| {
-            rule.outcome != Outcome::Expired && rule.matches(response.status, &error.code)
+            rule.outcome != Outcome::Expired && rule.matches(response.status, &code)
         });
+        let error = ApiError::new(
+            self.name,
+            response.status,
+            redact(&code, 100),
+            self.message_of(body),
+        )
+        .with_trace_id(trace_id)
+        .with_retry_after(response.retry_after());
         match rule.map(|r| r.outcome) {
             Some(Outcome::Terminal) => Err(ErrorKind::SignInAgain(Some(error)).into()),
             Some(Outcome::Retryable) => Err(ErrorKind::Api(error.with_retryable(true)).into()),
@@ -510,6 +517,18 @@ mod tests {
         assert!(proxy.is_retryable());
         let garbage = E.unwrap::<Value>(&answer(200, "<html>")).unwrap_err();
         assert!(matches!(garbage.kind(), ErrorKind::Decode { .. }));
+    }
+
+    #[test]
+    fn a_hostile_code_is_capped_and_redacted() {
+        const E: JsonEnvelope = JsonEnvelope::new("x");
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        let long = "x ".repeat(10_000);
+        let body = format!(r#"{{"error":"{token} {long}"}}"#);
+        let error = E.unwrap::<Value>(&answer(400, &body)).unwrap_err();
+        let code = &error.api().unwrap().code;
+        assert!(!code.contains(token), "{code}");
+        assert!(code.chars().count() <= 101, "{}", code.len());
     }
 
     #[test]
