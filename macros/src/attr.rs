@@ -280,13 +280,19 @@ fn parse_rule(content: ParseStream, outcome: &'static str, hint: &str) -> syn::R
 
 /// `" (did you mean `x`?)"` when a known word is a small edit away, else `""`.
 pub fn did_you_mean(word: &str, known: &[&str]) -> String {
+    closest(word, known)
+        .map(|k| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+/// The known word a small edit away from `word`, if any.
+pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
-        .map(|k| (distance(word, k), k))
+        .map(|k| (distance(word, k), *k))
         .filter(|(d, k)| *d > 0 && *d <= (k.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-        .unwrap_or_default()
+        .map(|(_, k)| k)
 }
 
 /// Levenshtein distance.
