@@ -1,28 +1,18 @@
 //! Sessions need no extra code for any seed provider: Clerk (the expired
 //! session JWT sent back, a client secret key, 60-second tokens) and OAuth 2.0
-//! (form body, rotation or none).
+//! (the ready-made `providers::oauth2::Refresh`, rotation or none).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use refresh_endpoint::Client;
 use refresh_endpoint::clock::{Clock, ManualClock};
 use refresh_endpoint::providers::clerk;
-use refresh_endpoint::providers::oauth2::TokenResponse;
+use refresh_endpoint::providers::oauth2::Refresh as OAuth2Refresh;
 use refresh_endpoint::session::Session;
 use refresh_endpoint::store::{MemoryStore, Store};
 use refresh_endpoint::tokens::Tokens;
-use refresh_endpoint::{Client, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{ClerkMock, Now, OAuth2Mock, oauth2};
-
-#[refresh_endpoint(path = "/oauth/token", auth = body, envelope = oauth2, body = form,
-                   response = TokenResponse)]
-#[derive(Clone)]
-struct OAuthRefresh {
-    grant_type: &'static str,
-    #[refresh_token]
-    refresh_token: Secret,
-    client_id: String,
-}
 
 fn shared_clock() -> (Arc<ManualClock>, Now) {
     let clock = Arc::new(ManualClock::starting_now());
@@ -106,12 +96,13 @@ async fn oauth2_sessions_rotate_or_keep_the_refresh_token() {
             .await;
         let issued = mock.issue_tokens_for("cli", "").unwrap();
         let store = MemoryStore::new();
-        let endpoint = OAuthRefresh {
-            grant_type: "refresh_token",
-            refresh_token: Secret::new(""),
-            client_id: "cli".to_owned(),
-        };
-        let session = Session::builder(Client::new(mock.url()).unwrap(), endpoint)
+        // The ready-made RFC 6749 refresh; a public client sends its id alone.
+        let endpoint = OAuth2Refresh::client_body().path("/oauth/token");
+        let client = Client::builder(mock.url())
+            .client_id("cli")
+            .build()
+            .unwrap();
+        let session = Session::builder(client, endpoint)
             .tokens(
                 Tokens::new(issued.access_token.as_str(), issued.refresh_token.as_str())
                     .with_access_expires_at(clock.now() + Duration::from_secs(issued.expires_in)),
