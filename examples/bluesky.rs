@@ -17,14 +17,14 @@
 
 use std::process::ExitCode;
 
-use refresh_endpoint::providers::atproto::AtpSession;
-use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
+// The ready-made route: the refresh JWT goes as `Authorization: Bearer`, the
+// request has no body. Declared, it is three lines:
+// #[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
+//                    auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
+// struct RefreshSession;
+use refresh_endpoint::providers::atproto::{AtpSession, RefreshSession};
+use refresh_endpoint::{Client, Error, Secret};
 use refresh_endpoint_testkit::AtprotoMock;
-
-/// The refresh JWT goes as `Authorization: Bearer`; the request has no body.
-#[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
-                   auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
-struct RefreshSession;
 
 async fn refresh(pds_url: &str, refresh_jwt: &Secret) -> Result<AtpSession, Error> {
     let client = Client::new(pds_url)?;

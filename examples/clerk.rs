@@ -18,26 +18,31 @@
 //! `CLERK_API_URL` overrides `https://api.clerk.com`. It prints the kind of
 //! object Clerk answered with; tokens print as `[redacted]`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use refresh_endpoint::providers::clerk::SessionRefresh;
+use refresh_endpoint::providers::clerk::{Format, SessionRefresh};
 use refresh_endpoint::{Client, Error, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::ClerkMock;
 
 /// The instance's secret key is the bearer token; the user's tokens go in the
-/// JSON body. A 401 means the session is over.
-#[refresh_endpoint(path = "/v1/sessions/{session_id}/refresh", auth = bearer,
-                   envelope = clerk, response = SessionRefresh)]
+/// JSON body with the fields the official SDKs send (`format`,
+/// `request_headers`, `request_originating_ip`) and their
+/// `Clerk-API-Version`. A 401 means the session is over.
+#[refresh_endpoint(path = "/v1/sessions/{session_id}/refresh", auth = bearer, envelope = clerk,
+                   header("Clerk-API-Version" = "2025-11-10"), response = SessionRefresh)]
 struct RefreshSession {
     #[path]
     session_id: String,
-    #[header("Clerk-API-Version")]
-    api_version: &'static str,
     #[access_token]
     expired_token: Secret,
     #[refresh_token]
     refresh_token: Secret,
     request_origin: String,
+    format: Format,
+    request_headers: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_originating_ip: Option<String>,
 }
 
 /// What a refresh needs: where, the secret key, and the user's session.
@@ -54,12 +59,18 @@ async fn refresh(setup: Setup) -> Result<SessionRefresh, Error> {
     let client = Client::builder(&setup.api_url)
         .secret(setup.secret_key)
         .build()?;
+    // The ready-made `providers::clerk::RefreshSession` is the same route.
     let endpoint = RefreshSession {
         session_id: setup.session_id,
-        api_version: "2021-02-05",
         expired_token: setup.session_jwt,
         refresh_token: setup.refresh_token,
         request_origin: setup.request_origin,
+        format: Format::Token,
+        request_headers: BTreeMap::from([(
+            "user-agent".into(),
+            vec!["refresh-endpoint-example".into()],
+        )]),
+        request_originating_ip: None,
     };
     endpoint.send(&client).await
 }

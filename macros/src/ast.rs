@@ -91,7 +91,21 @@ impl<'a> Field<'a> {
         let ident = field.ident.as_ref()?;
         let mut role: Option<(RoleAttr, &Attribute)> = None;
         for attr in &field.attrs {
-            let Some((new, error)) = parse_role(attr) else {
+            let parsed = parse_role(attr).or_else(|| {
+                // A misspelt role: reported, and taken as the role it is
+                // closest to, so that the field is not also reported as
+                // missing that role.
+                let (name, role) = misspelt_role(attr)?;
+                errors.spanned(
+                    attr.path(),
+                    format!(
+                        "unknown field attribute `#[{name}]` (did you mean `#[{}]`?); the field attributes are #[path], #[query], #[header(\"Name\")], #[refresh_token], #[access_token]",
+                        role.name().trim_start_matches("#[").trim_end_matches(']')
+                    ),
+                );
+                Some((role, None))
+            });
+            let Some((new, error)) = parsed else {
                 continue;
             };
             if let Some(error) = error {
@@ -157,7 +171,28 @@ fn serde_flatten(attr: &Attribute) -> Option<Span> {
         })
 }
 
-/// Whether an attribute is one of ours (removed from the struct we emit).
+/// The field attributes' names.
+const ROLES: [&str; 5] = ["path", "query", "header", "refresh_token", "access_token"];
+
+/// An attribute a small edit away from one of ours: its name and the role
+/// it is closest to.
+fn misspelt_role(attr: &Attribute) -> Option<(String, RoleAttr)> {
+    let name = attr.path().get_ident()?.to_string();
+    if ROLES.contains(&name.as_str()) {
+        return None;
+    }
+    let role = match crate::attr::closest(&name, &ROLES)? {
+        "path" => RoleAttr::Path,
+        "query" => RoleAttr::Query(None),
+        "header" => RoleAttr::Header(None),
+        "refresh_token" => RoleAttr::RefreshToken,
+        _ => RoleAttr::AccessToken,
+    };
+    Some((name, role))
+}
+
+/// Whether an attribute is one of ours, or a misspelling of one reported
+/// already (removed from the struct we emit).
 pub fn is_role_attr(attr: &Attribute) -> bool {
-    parse_role(attr).is_some()
+    parse_role(attr).is_some() || misspelt_role(attr).is_some()
 }

@@ -28,6 +28,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let model = Input::from_syn(&item, &mut errors);
     let mention = mention_types(&args, &item.generics);
+    let stubs = stubs(&args, &item);
     let spec = valid::check(args, &model, &mut errors);
     match (errors.into_result(), spec) {
         (Ok(()), Some(spec)) => generate(&model, &spec),
@@ -38,7 +39,70 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                 .unwrap_or_default();
             out.extend(emit_struct(&item, None));
             out.extend(mention);
+            out.extend(stubs);
             out
+        }
+    }
+}
+
+/// After an error, `send`, `send_blocking` and an `Endpoint` impl that are
+/// never run, so that calls to them do not add an error each to the one
+/// the attribute reported (thiserror's fallback).
+fn stubs(args: &attr::Args, item: &DeriveInput) -> TokenStream {
+    let krate = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::refresh_endpoint));
+    let ident = &item.ident;
+    let vis = &item.vis;
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+    let response = match &args.response {
+        Some(response) => response.to_token_stream(),
+        None => quote!(()),
+    };
+    let token_param = match &args.auth {
+        Some(auth) if auth.path.is_ident("refresh_bearer") => {
+            quote!(, _refresh_token: &#krate::Secret)
+        }
+        _ => quote!(),
+    };
+    // Not for a generic struct: the response type's bounds are unknown.
+    let generic = !item.generics.params.is_empty();
+    let endpoint = args.response.as_ref().filter(|_| !generic).map(|response| {
+        quote! {
+            #[automatically_derived]
+            impl #impl_generics #krate::Endpoint for #ident #ty_generics #where_clause {
+                type Response = #response;
+                type Auth = #krate::auth::NoAuth;
+                type Envelope = #krate::envelope::Plain;
+                const NAME: &'static str = "";
+                const METHOD: #krate::__private::Method = #krate::__private::Method::POST;
+                fn write_path(&self, _: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
+                    ::core::unimplemented!()
+                }
+            }
+        }
+    });
+    quote! {
+        #endpoint
+
+        #[allow(dead_code, clippy::all)]
+        impl #impl_generics #ident #ty_generics #where_clause {
+            #[doc(hidden)]
+            #vis async fn send(
+                &self,
+                _client: &#krate::Client #token_param
+            ) -> ::core::result::Result<#response, #krate::Error> {
+                ::core::unimplemented!()
+            }
+
+            #[doc(hidden)]
+            #vis fn send_blocking(
+                &self,
+                _client: &#krate::Client #token_param
+            ) -> ::core::result::Result<#response, #krate::Error> {
+                ::core::unimplemented!()
+            }
         }
     }
 }
@@ -58,7 +122,7 @@ fn mention_types(args: &attr::Args, generics: &syn::Generics) -> TokenStream {
     let custom = |path: &syn::Path| valid::is_custom(path).then(|| path.to_token_stream());
     let types = [
         args.response.as_ref().map(ToTokens::to_token_stream),
-        args.auth.as_ref().and_then(custom),
+        args.auth.as_ref().and_then(|a| custom(&a.path)),
         args.envelope.as_ref().and_then(|e| custom(&e.path)),
     ];
     types
@@ -198,6 +262,12 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
         _ => None,
     });
+    let mut query_steps = query_steps;
+    for constant in &spec.query {
+        let name = constant.name.value();
+        let value = const_value(krate, constant);
+        query_steps.push(quote!(#krate::__private::push_const_query(__query, #name, #value);));
+    }
     let write_query = (!query_steps.is_empty()).then(|| {
         quote! {
             fn write_query(
@@ -221,6 +291,12 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
         _ => None,
     });
+    let mut header_steps = header_steps;
+    for constant in &spec.header {
+        let name = constant.name.value().to_ascii_lowercase();
+        let value = const_value(krate, constant);
+        header_steps.push(quote!(#krate::__private::push_const_header(__headers, #name, #value)?;));
+    }
     let write_headers = (!header_steps.is_empty()).then(|| {
         quote! {
             fn write_headers(
@@ -233,10 +309,18 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
     });
 
-    let body = match spec.body {
-        Body::None => None,
-        Body::Json => Some(quote!(#krate::__private::json_body(self))),
-        Body::Form => Some(quote!(#krate::__private::form_body(self))),
+    let constants = spec.fields.iter().map(|constant| {
+        let name = constant.name.value();
+        let value = const_value(krate, constant);
+        quote!((#name, #value))
+    });
+    let constants = quote!(&[#(#constants),*]);
+    let body = match (spec.body, spec.fields.is_empty()) {
+        (Body::None, _) => None,
+        (Body::Json, true) => Some(quote!(#krate::__private::json_body(self))),
+        (Body::Form, true) => Some(quote!(#krate::__private::form_body(self))),
+        (Body::Json, false) => Some(quote!(#krate::__private::json_body_with(self, #constants))),
+        (Body::Form, false) => Some(quote!(#krate::__private::form_body_with(self, #constants))),
     }
     .map(|call| {
         quote! {
@@ -246,24 +330,33 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
     });
 
-    let setter = |role: fn(&Role) -> bool, method: &str| {
+    let setter = |role: fn(&Role) -> bool, method: &str, bound: &str| {
         input.fields.iter().find(|f| role(&f.role)).map(|field| {
             let member = field.ident;
             let method = format_ident!("{}", method);
-            let field = at_type(
+            let bound = format_ident!("{}", bound);
+            let ty = field.ty;
+            let set = at_type(
                 field,
-                quote!(let __field: &mut #krate::Secret = &mut self.#member;),
+                quote!(<#ty as #krate::__private::#bound>::set_token(&mut self.#member, __token);),
             );
             quote! {
                 fn #method(&mut self, __token: &#krate::Secret) {
-                    #field
-                    #krate::__private::set_secret(__field, __token)
+                    #set
                 }
             }
         })
     };
-    let set_refresh = setter(|r| matches!(r, Role::RefreshToken), "set_refresh_token");
-    let set_access = setter(|r| matches!(r, Role::AccessToken), "set_access_token");
+    let set_refresh = setter(
+        |r| matches!(r, Role::RefreshToken),
+        "set_refresh_token",
+        "RefreshTokenField",
+    );
+    let set_access = setter(
+        |r| matches!(r, Role::AccessToken),
+        "set_access_token",
+        "AccessTokenField",
+    );
 
     let (token_param, token_arg, token_doc) = match spec.auth {
         Auth::RefreshBearer => (
@@ -283,11 +376,35 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         "Like [`{name}::send`], for code without an async runtime. Do not call it inside one."
     );
 
+    let api_key = match &spec.auth {
+        Auth::ApiKey(header) => Some(quote! {
+            #[automatically_derived]
+            impl #impl_generics #krate::auth::ApiKeyHeader for #ident #ty_generics #where_clause {
+                const HEADER: &'static str = #header;
+            }
+        }),
+        _ => None,
+    };
+    let declared = match &spec.envelope {
+        Envelope::Declared { base, options } => {
+            let declaration = declared_envelope(krate, &name, *base, options);
+            Some(quote! {
+                #[automatically_derived]
+                impl #impl_generics #krate::envelope::Declares for #ident #ty_generics #where_clause {
+                    const ENVELOPE: #krate::envelope::JsonEnvelope = #declaration;
+                }
+            })
+        }
+        _ => None,
+    };
     let serde_krate = (spec.body != Body::None).then_some(krate);
     let item_tokens = emit_struct(item, serde_krate);
 
     quote! {
         #item_tokens
+
+        #api_key
+        #declared
 
         #[automatically_derived]
         impl #impl_generics #krate::Endpoint for #ident #ty_generics #where_clause {
@@ -345,6 +462,9 @@ fn auth_type(krate: &syn::Path, auth: &Auth) -> TokenStream {
         Auth::RefreshBearer => quote!(#krate::auth::RefreshBearer),
         Auth::InBody => quote!(#krate::auth::InBody),
         Auth::ClientBearer => quote!(#krate::auth::ClientBearer),
+        Auth::Basic => quote!(#krate::auth::ClientBasic),
+        Auth::ClientBody => quote!(#krate::auth::ClientInBody),
+        Auth::ApiKey(_) => quote!(#krate::auth::ApiKey<Self>),
         Auth::None => quote!(#krate::auth::NoAuth),
         Auth::Custom(path) => quote!(#path),
     }
@@ -359,5 +479,85 @@ fn envelope_type(krate: &syn::Path, envelope: &Envelope) -> TokenStream {
         Envelope::Clerk => quote!(#krate::envelope::Clerk),
         Envelope::OAuth2 => quote!(#krate::envelope::OAuth2),
         Envelope::Custom(path) => quote!(#path),
+        Envelope::Declared { .. } => quote!(#krate::envelope::Declared<Self>),
     }
+}
+
+/// A constant as the runtime's `Const`.
+fn const_value(krate: &syn::Path, constant: &attr::Constant) -> TokenStream {
+    let text = &constant.value;
+    match &constant.lit {
+        syn::Lit::Int(_) => quote!(#krate::__private::Const::Num(#text)),
+        syn::Lit::Bool(b) => {
+            let b = b.value;
+            quote!(#krate::__private::Const::Bool(#b))
+        }
+        _ => quote!(#krate::__private::Const::Str(#text)),
+    }
+}
+
+/// The `JsonEnvelope` a declared envelope builds, in a const expression.
+fn declared_envelope(
+    krate: &syn::Path,
+    name: &str,
+    base: Option<&str>,
+    options: &attr::EnvelopeOptions,
+) -> TokenStream {
+    let mut out = match base {
+        Some(base) => {
+            let base = format_ident!("{}", base);
+            let base = match base.to_string().as_str() {
+                "CodeMsgData" => quote!(#krate::envelope::CodeMsgData::<0>::ENVELOPE),
+                _ => quote!(#krate::envelope::#base::ENVELOPE),
+            };
+            quote!(#krate::envelope::JsonEnvelope::new(#base.name).base(&#base))
+        }
+        None => quote!(#krate::envelope::JsonEnvelope::new(#name)),
+    };
+    let mut set = |method: &str, value: TokenStream| {
+        let method = format_ident!("{}", method);
+        out.extend(quote!(.#method(#value)));
+    };
+    if let Some(at) = &options.data {
+        set("data", at.to_token_stream());
+    }
+    if let Some(at) = &options.code {
+        set("code", at.to_token_stream());
+    }
+    if let Some(list) = &options.message {
+        set("message", quote!(&[#(#list),*]));
+    }
+    if let Some(at) = &options.trace_id {
+        set("trace_id", at.to_token_stream());
+    }
+    match &options.success {
+        Some(attr::SuccessArg::Int(code)) => {
+            set("success", quote!(#krate::envelope::Success::Int(#code)))
+        }
+        Some(attr::SuccessArg::Str(code)) => set("success_code", code.to_token_stream()),
+        None => {}
+    }
+    if let Some(at) = &options.ok {
+        set("ok_flag", at.to_token_stream());
+    }
+    if !options.rules.is_empty() {
+        let rules = options.rules.iter().map(|rule| {
+            let status = match &rule.status {
+                Some(status) => {
+                    let n: u16 = status.base10_parse().unwrap_or(0);
+                    quote!(#n)
+                }
+                None => quote!(0u16),
+            };
+            let code = rule.code.clone().unwrap_or_default();
+            let outcome = format_ident!("{}", rule.outcome);
+            quote!(#krate::envelope::Rule {
+                status: #status,
+                code: #code,
+                outcome: #krate::envelope::Outcome::#outcome,
+            })
+        });
+        set("rules", quote!(&[#(#rules),*]));
+    }
+    out
 }

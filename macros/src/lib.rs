@@ -8,8 +8,9 @@ mod valid;
 
 use proc_macro::TokenStream;
 
-/// Declares a refresh endpoint on a plain struct: see the `refresh-endpoint`
-/// crate's documentation for every key and field attribute.
+/// Declares a refresh endpoint on a plain struct.
+///
+#[doc = include_str!("../ATTRIBUTE.md")]
 #[proc_macro_attribute]
 pub fn refresh_endpoint(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::expand(args.into(), input.into()).into()

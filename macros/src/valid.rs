@@ -5,7 +5,10 @@ use syn::spanned::Spanned;
 use syn::{GenericParam, Ident, LitInt, LitStr, Path, Type};
 
 use crate::ast::{Input, Role, unraw};
-use crate::attr::{AUTH_HINT, Args, BODY_HINT, ENVELOPE_HINT, Errors};
+use crate::attr::{
+    API_KEY_HINT, AUTH_HINT, Args, AuthArg, BODY_HINT, Constant, ENVELOPE_HINT, Errors,
+};
+use crate::attr::{EnvelopeOptions, SuccessArg, did_you_mean};
 
 /// What the attribute asks for, checked.
 pub struct Spec {
@@ -16,6 +19,10 @@ pub struct Spec {
     pub response: Type,
     pub body: Body,
     pub krate: Path,
+    /// Constant body fields, query parameters and headers.
+    pub fields: Vec<Constant>,
+    pub query: Vec<Constant>,
+    pub header: Vec<Constant>,
 }
 
 pub enum Segment {
@@ -27,6 +34,10 @@ pub enum Auth {
     RefreshBearer,
     InBody,
     ClientBearer,
+    Basic,
+    ClientBody,
+    /// The header's name, lowercase.
+    ApiKey(String),
     None,
     Custom(Path),
 }
@@ -38,6 +49,11 @@ pub enum Envelope {
     Clerk,
     OAuth2,
     Custom(Path),
+    /// `json(...)`, or a built-in with options: the base preset's type name.
+    Declared {
+        base: Option<&'static str>,
+        options: EnvelopeOptions,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,7 +64,7 @@ pub enum Body {
 }
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-const ENVELOPES: &str = "plain, code_msg_data, xrpc, clerk, oauth2";
+const ENVELOPES: [&str; 6] = ["plain", "json", "code_msg_data", "xrpc", "clerk", "oauth2"];
 
 /// Checks the arguments against the struct. `None` when any rule failed;
 /// every failure is in `errors`.
@@ -93,15 +109,19 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
         None => Ident::new("POST", Span::call_site()),
     };
     let auth = match &args.auth {
-        Some(path) => check_auth(path, errors),
+        Some(arg) => check_auth(arg, errors),
         None => Auth::None,
     };
+    let fields = args.fields.unwrap_or_default();
+    let query = args.query.unwrap_or_default();
+    let header = args.header.unwrap_or_default();
+    check_constants(&fields, &query, &header, input, errors);
     let envelope = match args.envelope {
-        Some(arg) => check_envelope(arg.path, arg.success, errors),
+        Some(arg) => check_envelope(arg.path, arg.options, errors),
         None => Envelope::Plain,
     };
-    check_auth_fields(args.auth.as_ref(), &auth, input, errors);
-    let body = check_body(args.body.as_ref(), &method, input, errors);
+    check_auth_fields(args.auth.as_ref().map(|a| &a.path), &auth, input, errors);
+    let body = check_body(args.body.as_ref(), &method, input, &fields, errors);
 
     let krate = args
         .krate
@@ -114,7 +134,77 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
         response: args.response?,
         body,
         krate,
+        fields,
+        query,
+        header,
     })
+}
+
+fn is_header_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// Constants are valid header names and values, and do not collide with a field.
+fn check_constants(
+    fields: &[Constant],
+    query: &[Constant],
+    header: &[Constant],
+    input: &Input,
+    errors: &mut Errors,
+) {
+    for constant in header {
+        let name = constant.name.value();
+        if !is_header_name(&name) {
+            errors.at(
+                constant.name.span(),
+                format!("`{name}` is not a valid header name; use letters, digits and `-`, such as \"X-Api-Version\""),
+            );
+        }
+        if constant.value.chars().any(|c| c.is_control()) {
+            errors.spanned(
+                &constant.lit,
+                "a header value cannot hold control characters",
+            );
+        }
+        let taken = input.fields.iter().any(|f| {
+            matches!(&f.role, Role::Header(Some(field)) if field.value().eq_ignore_ascii_case(&name))
+        });
+        if taken {
+            errors.at(
+                constant.name.span(),
+                format!("header `{name}` is also a #[header] field; keep one of them"),
+            );
+        }
+    }
+    for constant in query {
+        let name = constant.name.value();
+        if input
+            .fields
+            .iter()
+            .any(|f| matches!(&f.role, Role::Query(field) if *field == name))
+        {
+            errors.at(
+                constant.name.span(),
+                format!("query parameter `{name}` is also a #[query] field; keep one of them"),
+            );
+        }
+    }
+    for constant in fields {
+        let name = constant.name.value();
+        if input
+            .fields
+            .iter()
+            .any(|f| f.role.in_body() && unraw(f.ident) == name)
+        {
+            errors.at(
+                constant.name.span(),
+                format!("body field `{name}` is both a constant and a field of the struct; keep one of them"),
+            );
+        }
+    }
 }
 
 /// A missing key is reported over the arguments that were given. A bare
@@ -160,11 +250,7 @@ fn check_headers(input: &Input, errors: &mut Errors) {
     for field in &input.fields {
         if let Role::Header(Some(name)) = &field.role {
             let text = name.value();
-            let valid = !text.is_empty()
-                && text
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
-            if !valid {
+            if !is_header_name(&text) {
                 errors.at(
                     name.span(),
                     format!("`{text}` is not a valid header name; use letters, digits and `-`, such as \"X-Api-Version\""),
@@ -303,55 +389,125 @@ fn check_method(method: Ident, errors: &mut Errors) -> Ident {
     Ident::new("POST", method.span())
 }
 
-fn check_auth(path: &Path, errors: &mut Errors) -> Auth {
-    match single_lowercase_ident(path).as_deref() {
+fn check_auth(arg: &AuthArg, errors: &mut Errors) -> Auth {
+    let path = &arg.path;
+    let name = single_lowercase_ident(path);
+    match (name.as_deref(), &arg.header) {
+        (Some("api_key"), Some(header)) => {
+            let text = header.value();
+            if !is_header_name(&text) {
+                errors.at(
+                    header.span(),
+                    format!("`{text}` is not a valid header name; {API_KEY_HINT}"),
+                );
+            }
+            return Auth::ApiKey(text.to_ascii_lowercase());
+        }
+        (Some("api_key"), None) => {
+            errors.at(
+                path.span(),
+                format!("`api_key` needs the header's name; {API_KEY_HINT}"),
+            );
+            return Auth::ApiKey(String::new());
+        }
+        (_, Some(header)) => {
+            errors.at(
+                header.span(),
+                "only `api_key` takes an argument; remove the parentheses",
+            );
+        }
+        (_, None) => {}
+    }
+    match name.as_deref() {
         Some("refresh_bearer") => Auth::RefreshBearer,
         Some("body") => Auth::InBody,
         Some("bearer") => Auth::ClientBearer,
+        Some("basic") => Auth::Basic,
+        Some("client_body") => Auth::ClientBody,
         Some("none") => Auth::None,
         Some(other) => {
-            errors.at(path.span(), format!("unknown auth `{other}`; {AUTH_HINT}"));
+            let known = [
+                "refresh_bearer",
+                "body",
+                "bearer",
+                "basic",
+                "client_body",
+                "api_key",
+                "none",
+            ];
+            errors.at(
+                path.span(),
+                format!(
+                    "unknown auth `{other}`{}; {AUTH_HINT}",
+                    did_you_mean(other, &known)
+                ),
+            );
             Auth::None
         }
         None => Auth::Custom(path.clone()),
     }
 }
 
-fn check_envelope(path: Path, success: Option<(Span, LitInt)>, errors: &mut Errors) -> Envelope {
+fn check_envelope(
+    path: Path,
+    options: Option<(Span, EnvelopeOptions)>,
+    errors: &mut Errors,
+) -> Envelope {
     let name = single_lowercase_ident(&path);
-    let (options, success) = match success {
-        Some((span, code)) => (Some(span), Some(code)),
-        None => (None, None),
-    };
-    if let Some(options) = options {
-        match name.as_deref() {
-            Some("code_msg_data") => {}
-            Some(known) if ENVELOPES.split(", ").any(|e| e == known) => errors.at(
-                options,
-                format!("only `code_msg_data` takes a success code; write `envelope = {known}`"),
-            ),
-            Some(_) => {}
-            None => errors.at(
-                options,
-                "only `code_msg_data` takes a success code; remove these parentheses",
-            ),
+    let Some(name) = name else {
+        if let Some((span, _)) = options {
+            errors.at(
+                span,
+                "an envelope of your own takes no options; remove these parentheses, or declare one with `envelope = json(...)`",
+            );
         }
-    }
-    match name.as_deref() {
-        Some("plain") => Envelope::Plain,
-        Some("code_msg_data") => Envelope::CodeMsgData(success),
-        Some("xrpc") => Envelope::Xrpc,
-        Some("clerk") => Envelope::Clerk,
-        Some("oauth2") => Envelope::OAuth2,
-        Some(other) => {
+        return Envelope::Custom(path);
+    };
+    let base = match name.as_str() {
+        "json" => None,
+        "plain" => Some("Plain"),
+        "code_msg_data" => Some("CodeMsgData"),
+        "xrpc" => Some("Xrpc"),
+        "clerk" => Some("Clerk"),
+        "oauth2" => Some("OAuth2"),
+        other => {
             errors.at(
                 path.span(),
-                format!("unknown envelope `{other}`; {ENVELOPE_HINT}"),
+                format!(
+                    "unknown envelope `{other}`{}; {ENVELOPE_HINT}",
+                    did_you_mean(other, &ENVELOPES)
+                ),
             );
-            Envelope::Plain
+            return Envelope::Plain;
         }
-        None => Envelope::Custom(path),
+    };
+    let Some((span, options)) = options else {
+        return match name.as_str() {
+            "json" => Envelope::Declared {
+                base: None,
+                options: EnvelopeOptions::default(),
+            },
+            "plain" => Envelope::Plain,
+            "code_msg_data" => Envelope::CodeMsgData(None),
+            "xrpc" => Envelope::Xrpc,
+            "clerk" => Envelope::Clerk,
+            _ => Envelope::OAuth2,
+        };
+    };
+    if options.success.is_some() && options.ok.is_some() {
+        errors.at(
+            span,
+            "give `success` (the code that means success) or `ok` (a field that is true on success), not both",
+        );
     }
+    // `code_msg_data(success = N)` alone keeps its own type.
+    if name == "code_msg_data"
+        && options.written == ["success"]
+        && let Some(SuccessArg::Int(code)) = options.success
+    {
+        return Envelope::CodeMsgData(Some(code));
+    }
+    Envelope::Declared { base, options }
 }
 
 /// Whether `auth = path` or `envelope = path` names a type of the user's.
@@ -419,8 +575,14 @@ fn check_auth_fields(auth_key: Option<&Path>, auth: &Auth, input: &Input, errors
     }
 }
 
-fn check_body(key: Option<&Ident>, method: &Ident, input: &Input, errors: &mut Errors) -> Body {
-    let has_body_fields = input.fields.iter().any(|f| f.role.in_body());
+fn check_body(
+    key: Option<&Ident>,
+    method: &Ident,
+    input: &Input,
+    constants: &[Constant],
+    errors: &mut Errors,
+) -> Body {
+    let has_body_fields = input.fields.iter().any(|f| f.role.in_body()) || !constants.is_empty();
     let body = match key.map(Ident::to_string).as_deref() {
         None if has_body_fields => Body::Json,
         None => Body::None,
@@ -430,11 +592,27 @@ fn check_body(key: Option<&Ident>, method: &Ident, input: &Input, errors: &mut E
         Some(other) => {
             errors.at(
                 key.map_or_else(Span::call_site, Ident::span),
-                format!("unknown body `{other}`; {BODY_HINT}"),
+                format!(
+                    "unknown body `{other}`{}; {BODY_HINT}",
+                    did_you_mean(other, &["json", "form", "none"])
+                ),
             );
             return Body::Json;
         }
     };
+    if let Some(first) = constants.first() {
+        if body == Body::None {
+            errors.at(
+                first.name.span(),
+                "`body = none` but `fields(...)` gives body fields; use `query(...)` or `header(...)`, or remove `body = none`",
+            );
+        } else if method == "GET" {
+            errors.at(
+                first.name.span(),
+                "GET requests carry no body, but `fields(...)` gives body fields; use `query(...)`, or `method = POST`",
+            );
+        }
+    }
     for field in input.fields.iter().filter(|f| f.role.in_body()) {
         if body == Body::None {
             errors.at(
@@ -445,13 +623,17 @@ fn check_body(key: Option<&Ident>, method: &Ident, input: &Input, errors: &mut E
                 ),
             );
         } else if method == "GET" {
-            errors.at(
-                field.ident.span(),
-                format!(
+            let message = match field.role {
+                Role::RefreshToken | Role::AccessToken => format!(
+                    "GET requests carry no body, but `{}` carries a token in the body; use `method = POST` (a token in a URL ends up in logs)",
+                    field.ident
+                ),
+                _ => format!(
                     "GET requests carry no body, but `{}` is a body field; mark it #[query], or use `method = POST`",
                     field.ident
                 ),
-            );
+            };
+            errors.at(field.ident.span(), message);
         }
         if body == Body::Form {
             if let Some(flatten) = field.flatten {

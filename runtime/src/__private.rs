@@ -116,9 +116,148 @@ pub fn form_body<T: Serialize + ?Sized>(value: &T) -> Result<Option<Body>, Error
     }))
 }
 
+/// A constant declared in the attribute (`fields(...)`, `query(...)`,
+/// `header(...)`).
+#[derive(Debug, Clone, Copy)]
+pub enum Const {
+    /// A string.
+    Str(&'static str),
+    /// An integer, as written.
+    Num(&'static str),
+    /// A bool.
+    Bool(bool),
+}
+
+impl Const {
+    fn to_json(self) -> Value {
+        match self {
+            Const::Str(s) => Value::from(s),
+            Const::Num(n) => serde_json::from_str(n).unwrap_or_else(|_| Value::from(n)),
+            Const::Bool(b) => Value::from(b),
+        }
+    }
+
+    fn to_text(self) -> String {
+        match self {
+            Const::Str(s) | Const::Num(s) => s.to_owned(),
+            Const::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// The endpoint as a JSON object body, with the constant fields added.
+pub fn json_body_with<T: Serialize + ?Sized>(
+    value: &T,
+    constants: &[(&'static str, Const)],
+) -> Result<Option<Body>, Error> {
+    let mut object = match serde_json::to_value(value) {
+        Ok(Value::Object(object)) => object,
+        Ok(Value::Null) => serde_json::Map::new(),
+        Ok(_) => {
+            return Err(ErrorKind::Invalid(
+                "the body with constant fields must serialize to an object".into(),
+            )
+            .into());
+        }
+        Err(e) => {
+            return Err(
+                ErrorKind::Invalid(format!("the body could not be serialized: {e}")).into(),
+            );
+        }
+    };
+    for (name, constant) in constants {
+        object.insert((*name).to_owned(), constant.to_json());
+    }
+    json_body(&object)
+}
+
+/// The endpoint as a form body, the constant fields first.
+pub fn form_body_with<T: Serialize + ?Sized>(
+    value: &T,
+    constants: &[(&'static str, Const)],
+) -> Result<Option<Body>, Error> {
+    let mut pairs: Vec<(String, String)> = constants
+        .iter()
+        .map(|(name, constant)| ((*name).to_owned(), constant.to_text()))
+        .collect();
+    match serde_json::to_value(value) {
+        Ok(Value::Null) => {}
+        Ok(Value::Object(_)) => {
+            let text = serde_urlencoded::to_string(value).map_err(|e| {
+                ErrorKind::Invalid(format!("the form body could not be serialized: {e}"))
+            })?;
+            pairs.extend(
+                serde_urlencoded::from_str::<Vec<(String, String)>>(&text).map_err(|e| {
+                    ErrorKind::Invalid(format!("the form body could not be serialized: {e}"))
+                })?,
+            );
+        }
+        _ => {
+            return Err(ErrorKind::Invalid(
+                "the body with constant fields must serialize to an object".into(),
+            )
+            .into());
+        }
+    }
+    form_body(&pairs)
+}
+
+/// Appends a constant query parameter.
+pub fn push_const_query(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Const) {
+    query.push((name, value.to_text()));
+}
+
+/// Sets a constant header (not sensitive: it is written in the source).
+pub fn push_const_header(
+    headers: &mut HeaderMap,
+    name: &'static str,
+    value: Const,
+) -> Result<(), Error> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| ErrorKind::Invalid(format!("invalid header name `{name}`")))?;
+    let value = HeaderValue::try_from(value.to_text())
+        .map_err(|_| ErrorKind::Invalid(format!("invalid value for header `{name}`")))?;
+    headers.insert(name, value);
+    Ok(())
+}
+
 /// Stores a token in a `#[refresh_token]` or `#[access_token]` field.
 pub fn set_secret(field: &mut Secret, token: &Secret) {
     field.clone_from(token);
+}
+
+/// The type of a `#[refresh_token]` field: a [`Secret`].
+#[diagnostic::on_unimplemented(
+    message = "a #[refresh_token] field holds a `Secret`, not `{Self}`",
+    label = "write `refresh_token: Secret` (`refresh_endpoint::Secret`)",
+    note = "a `Secret` never prints its value in `Debug`, `Display`, errors or logs"
+)]
+pub trait RefreshTokenField {
+    /// Stores the token.
+    fn set_token(&mut self, token: &Secret);
+}
+
+impl RefreshTokenField for Secret {
+    fn set_token(&mut self, token: &Secret) {
+        self.clone_from(token);
+    }
+}
+
+/// The type of an `#[access_token]` field: a [`Secret`].
+#[diagnostic::on_unimplemented(
+    message = "an #[access_token] field holds a `Secret`, not `{Self}`",
+    label = "write `access_token: Secret` (`refresh_endpoint::Secret`)",
+    note = "a `Secret` never prints its value in `Debug`, `Display`, errors or logs"
+)]
+pub trait AccessTokenField {
+    /// Stores the token.
+    fn set_token(&mut self, token: &Secret);
+}
+
+impl AccessTokenField for Secret {
+    fn set_token(&mut self, token: &Secret) {
+        self.clone_from(token);
+    }
 }
 
 /// Runs a future to completion on a new current-thread runtime.

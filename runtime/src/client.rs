@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use reqwest::header::{
+    CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
 use reqwest::{Method, Url};
 use tracing::Instrument;
 
@@ -58,6 +60,7 @@ struct Inner {
     base_url: String,
     http: reqwest::Client,
     secret: Option<Secret>,
+    client_id: Option<String>,
     headers: HeaderMap,
     timeout: Option<Duration>,
     max_response_bytes: usize,
@@ -81,6 +84,7 @@ impl Client {
         ClientBuilder {
             base_url: base_url.as_ref().to_owned(),
             secret: None,
+            client_id: None,
             headers: HeaderMap::new(),
             timeout: Some(DEFAULT_TIMEOUT),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -212,8 +216,21 @@ impl Client {
                 .insert(CONTENT_TYPE, HeaderValue::from_static(body.content_type));
             *request.body_mut() = Some(body.bytes.into());
         }
-        let credentials = Credentials::new(refresh_token, self.inner.secret.as_ref());
+        let credentials = Credentials::new(refresh_token, self.inner.secret.as_ref())
+            .with_client_id(self.inner.client_id.as_deref());
         E::Auth::apply(&mut request, credentials)?;
+        // RFC 9110 §8.6: a POST, PUT or PATCH without a body says so; some
+        // proxies answer 411 Length Required otherwise.
+        if request.body().is_none()
+            && matches!(
+                *request.method(),
+                Method::POST | Method::PUT | Method::PATCH
+            )
+        {
+            request
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
         Ok(request)
     }
 
@@ -471,6 +488,7 @@ impl fmt::Debug for Client {
 pub struct ClientBuilder {
     base_url: String,
     secret: Option<Secret>,
+    client_id: Option<String>,
     headers: HeaderMap,
     timeout: Option<Duration>,
     max_response_bytes: usize,
@@ -485,6 +503,34 @@ impl ClientBuilder {
     /// Clerk secret key).
     pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
         self.secret = Some(secret.into());
+        self
+    }
+
+    /// The OAuth 2.0 client id and secret (RFC 6749 §2.3.1), sent by
+    /// `auth = basic` (HTTP Basic) and `auth = client_body` (in the body)
+    /// endpoints. The secret is the client-level secret of [`Self::secret`].
+    ///
+    /// ```
+    /// let client = refresh_endpoint::Client::builder("https://auth.example.com")
+    ///     .client_credentials("my-app", "s3cret")
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!format!("{client:?}").contains("s3cret"));
+    /// ```
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<Secret>,
+    ) -> Self {
+        self.client_id = Some(client_id.into());
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The client id of a public client (no secret), sent in the body by
+    /// `auth = client_body` endpoints.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
         self
     }
 
@@ -599,6 +645,7 @@ impl ClientBuilder {
                 base_url: self.base_url.trim_end_matches('/').to_owned(),
                 http,
                 secret: self.secret,
+                client_id: self.client_id,
                 headers,
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,

@@ -139,6 +139,24 @@ pub enum ErrorKind {
         retry_after: Option<Duration>,
     },
 
+    /// An error answer that does not have the shape the endpoint's envelope
+    /// declares (no JSON, or no error code where the envelope looks): its
+    /// meaning is unknown, so it is neither terminal nor retryable, and a
+    /// session does not retry it. Logged once per endpoint at WARN: declare
+    /// the provider's error shape (`envelope = json(...)`) so that a dead
+    /// refresh token ends the session.
+    #[error(
+        "{endpoint}: HTTP {status} answer without the declared error shape; declare the provider's error shape with `envelope = json(...)`: {excerpt}"
+    )]
+    Unrecognized {
+        /// The endpoint that was called.
+        endpoint: &'static str,
+        /// The HTTP status code.
+        status: u16,
+        /// The first bytes of the body, with anything token-like removed.
+        excerpt: String,
+    },
+
     /// The provider answered with an error of its own that does not end the
     /// session (a bad request, a rate limit, a server-side failure).
     #[error("{0}")]
@@ -226,6 +244,7 @@ impl ErrorKind {
             ErrorKind::Store { retryable, .. } => *retryable,
             ErrorKind::SignInAgain(_)
             | ErrorKind::Decode { .. }
+            | ErrorKind::Unrecognized { .. }
             | ErrorKind::TooLarge { .. }
             | ErrorKind::Redirect { .. }
             | ErrorKind::InsecureUrl { .. }

@@ -21,8 +21,13 @@
 //! implements), [`auth`] (where credentials go), [`envelope`] (how answers
 //! are unwrapped), [`Client`] (the connection, limits and secret), [`Error`]
 //! (what failed and what to do), [`Secret`] (tokens that never print),
-//! [`providers`] (response types of the seed providers), [`clock`] (time,
-//! steerable in tests).
+//! [`providers`] (one home per provider: response type, envelope preset and
+//! ready-made endpoint), [`clock`] (time, steerable in tests).
+//!
+//! The attribute's whole reference follows; it is also the documentation of
+//! [`refresh_endpoint`](macro@refresh_endpoint).
+//!
+#![doc = include_str!("../../macros/ATTRIBUTE.md")]
 #![deny(missing_docs)]
 
 pub mod auth;

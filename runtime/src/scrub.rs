@@ -142,7 +142,9 @@ impl Scrubber {
             }
         };
         match kind {
-            ErrorKind::Status { excerpt, .. } => fix(excerpt),
+            ErrorKind::Status { excerpt, .. } | ErrorKind::Unrecognized { excerpt, .. } => {
+                fix(excerpt)
+            }
             ErrorKind::Api(api) | ErrorKind::SignInAgain(Some(api)) => {
                 fix(&mut api.code);
                 fix(&mut api.message);

@@ -104,3 +104,11 @@ impl<'de> Deserialize<'de> for Secret {
         String::deserialize(deserializer).map(Secret::from)
     }
 }
+
+/// An empty secret: the placeholder of a `#[refresh_token]` field in an
+/// endpoint a session fills in before each refresh.
+impl Default for Secret {
+    fn default() -> Self {
+        Secret::new("")
+    }
+}

@@ -7,8 +7,7 @@ use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::providers::{atproto, clerk, cloudreve, oauth2};
-use crate::{Error, ErrorKind, Secret};
+use crate::{Error, Secret};
 
 /// A session's tokens: serialized as they are stored (expiries in Unix seconds).
 ///
@@ -187,7 +186,7 @@ impl Issued {
 
 /// A refresh response a session can take tokens from.
 ///
-/// Implemented for the seed providers' responses. For a response of your own:
+/// Implemented beside each provider's response type in [`providers`](crate::providers). For a response of your own:
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -329,43 +328,6 @@ pub fn salvage_token_fields(
                     .with_access_expires_at(access_expires_at),
             )
         })
-}
-
-impl IntoTokens for atproto::AtpSession {
-    fn into_tokens(self, _: SystemTime) -> Result<Issued, Error> {
-        Ok(Issued::access(self.access_jwt).with_refresh_token(Some(self.refresh_jwt)))
-    }
-}
-
-impl IntoTokens for cloudreve::Token {
-    fn into_tokens(self, _: SystemTime) -> Result<Issued, Error> {
-        Ok(Issued::access(self.access_token)
-            .with_refresh_token(Some(self.refresh_token))
-            .with_access_expires_at(Some(self.access_expires))
-            .with_refresh_expires_at(Some(self.refresh_expires)))
-    }
-}
-
-impl IntoTokens for oauth2::TokenResponse {
-    fn into_tokens(self, received_at: SystemTime) -> Result<Issued, Error> {
-        let expires_at = self
-            .expires_in
-            .and_then(|seconds| expires_after(received_at, Duration::from_secs(seconds)));
-        Ok(Issued::access(self.access_token)
-            .with_refresh_token(self.refresh_token)
-            .with_access_expires_at(expires_at))
-    }
-}
-
-impl IntoTokens for clerk::SessionRefresh {
-    fn into_tokens(self, _: SystemTime) -> Result<Issued, Error> {
-        let jwt = self.session_jwt().ok_or_else(|| ErrorKind::Decode {
-            endpoint: "clerk",
-            path: "cookies".into(),
-            message: "no `__session` cookie in the response".into(),
-        })?;
-        Ok(Issued::access(jwt))
-    }
 }
 
 /// The `exp` claim of a JWT, read without verifying the signature; `None`

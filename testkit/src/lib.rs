@@ -10,6 +10,7 @@
 //! | [`CloudreveMock`] | Cloudreve v4 | `POST /api/v4/session/token/refresh` |
 //! | [`ClerkMock`] | Clerk Backend API | `POST /v1/sessions/{session_id}/refresh` |
 //! | [`OAuth2Mock`] | any OAuth 2.0 server (RFC 6749 §6) | `POST /oauth/token` |
+//! | [`OAuth2Mock`] with a [`Dialect`] | GitHub App user tokens, Slack `oauth.v2.access`, Spotify, Microsoft Entra ID | each provider's documented route |
 //!
 //! Every mock
 //! - answers like the real server, status codes, headers and error
@@ -75,4 +76,4 @@ pub use clerk::{ClerkMock, ClerkMockBuilder, ClerkSession};
 pub use clock::{ManualClock, Now, system_clock};
 pub use cloudreve::{CloudreveMock, CloudreveMockBuilder, CloudreveTokens};
 pub use fault::Fault;
-pub use oauth2::{OAuth2Mock, OAuth2MockBuilder, OAuth2Tokens};
+pub use oauth2::{Dialect, OAuth2Mock, OAuth2MockBuilder, OAuth2Tokens};

@@ -33,6 +33,46 @@ use crate::server::{
 
 /// `POST` — the token endpoint, the refresh route.
 pub const TOKEN_ROUTE: &str = "/oauth/token";
+/// `POST` — GitHub's token endpoint ([`Dialect::GitHub`]).
+pub const GITHUB_ROUTE: &str = "/login/oauth/access_token";
+/// `POST` — Slack's `oauth.v2.access` ([`Dialect::Slack`]).
+pub const SLACK_ROUTE: &str = "/api/oauth.v2.access";
+/// `POST` — Spotify's token endpoint ([`Dialect::Spotify`]).
+pub const SPOTIFY_ROUTE: &str = "/api/token";
+/// `POST` — Microsoft Entra ID's v2.0 token endpoint, with the tenant as the
+/// first path segment ([`Dialect::Entra`]).
+pub const ENTRA_ROUTE: &str = "/{tenant}/oauth2/v2.0/token";
+/// The tenant an [`Dialect::Entra`] mock serves.
+pub const ENTRA_TENANT: &str = "contoso.onmicrosoft.com";
+
+/// How a real provider speaks OAuth 2.0 refresh, as its public
+/// documentation describes it. The grant bookkeeping (rotation, expiry,
+/// client authentication) is the same; routes and answers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// RFC 6749 as written, at [`TOKEN_ROUTE`].
+    #[default]
+    Standard,
+    /// GitHub App user tokens, at [`GITHUB_ROUTE`]: client id and secret in
+    /// the body; every answer is HTTP 200, errors included
+    /// (`{"error":"bad_refresh_token",...}`); the answer is form-encoded
+    /// unless the request has `Accept: application/json`.
+    GitHub,
+    /// Slack `oauth.v2.access`, at [`SLACK_ROUTE`]: HTTP 200 with
+    /// `{"ok":true,...}` or `{"ok":false,"error":"invalid_refresh_token"}`;
+    /// scopes comma-separated.
+    Slack,
+    /// Spotify, at [`SPOTIFY_ROUTE`]: RFC 6749 with HTTP Basic client
+    /// authentication; `scope` a space-separated string; the refresh token
+    /// may be left out (configure with `omit_refresh_token`).
+    Spotify,
+    /// Microsoft Entra ID v2.0, at [`ENTRA_ROUTE`] for [`ENTRA_TENANT`]:
+    /// credentials in the body, `scope` required, errors with
+    /// `error_codes`, `trace_id`, `correlation_id` (`invalid_grant` with
+    /// AADSTS70008 for an expired or revoked refresh token).
+    Entra,
+}
 /// `GET` — a protected resource (`Authorization: Bearer <access_token>`).
 pub const ME_ROUTE: &str = "/api/me";
 /// The id of the confidential client every mock has.
@@ -92,6 +132,7 @@ pub struct OAuth2MockBuilder {
     omit_refresh_token: bool,
     scope: String,
     clients: HashMap<String, Option<String>>,
+    dialect: Dialect,
 }
 
 impl Default for OAuth2MockBuilder {
@@ -109,6 +150,7 @@ impl Default for OAuth2MockBuilder {
             omit_refresh_token: false,
             scope: "read".to_owned(),
             clients,
+            dialect: Dialect::Standard,
         }
     }
 }
@@ -153,6 +195,12 @@ impl OAuth2MockBuilder {
         self
     }
 
+    /// Speak like this provider (default: [`Dialect::Standard`]).
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
     /// Registers a confidential client, authenticated by `secret` (HTTP
     /// Basic or `client_secret` in the body).
     pub fn client(mut self, id: &str, secret: &str) -> Self {
@@ -190,13 +238,22 @@ impl OAuth2MockBuilder {
             scope: self.scope,
             clients: self.clients,
             grants: Mutex::default(),
+            dialect: self.dialect,
         });
-        let router = Router::new()
-            .route(TOKEN_ROUTE, post(token))
-            .route(ME_ROUTE, get(me))
-            .with_state(Arc::clone(&inner));
+        let router = match self.dialect {
+            Dialect::Standard => Router::new().route(TOKEN_ROUTE, post(token)),
+            Dialect::GitHub => Router::new().route(GITHUB_ROUTE, post(token)),
+            Dialect::Slack => Router::new().route(SLACK_ROUTE, post(token)),
+            Dialect::Spotify => Router::new().route(SPOTIFY_ROUTE, post(token)),
+            Dialect::Entra => Router::new().route(ENTRA_ROUTE, post(entra_token)),
+        }
+        .route(ME_ROUTE, get(me))
+        .with_state(Arc::clone(&inner));
         let provider = Provider {
-            is_refresh: |path| path == TOKEN_ROUTE,
+            is_refresh: |path| {
+                [TOKEN_ROUTE, GITHUB_ROUTE, SLACK_ROUTE, SPOTIFY_ROUTE].contains(&path)
+                    || path.ends_with("/oauth2/v2.0/token")
+            },
             rate_limited: |_| {
                 token_response(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -252,9 +309,17 @@ impl OAuth2Mock {
         &self.inner.secret
     }
 
-    /// The token endpoint's full URL, `http://127.0.0.1:PORT/oauth/token`.
+    /// The token endpoint's full URL, `http://127.0.0.1:PORT/oauth/token`
+    /// (the dialect's route).
     pub fn token_url(&self) -> String {
-        format!("{}{TOKEN_ROUTE}", self.url())
+        let route = match self.inner.dialect {
+            Dialect::Standard => TOKEN_ROUTE.to_owned(),
+            Dialect::GitHub => GITHUB_ROUTE.to_owned(),
+            Dialect::Slack => SLACK_ROUTE.to_owned(),
+            Dialect::Spotify => SPOTIFY_ROUTE.to_owned(),
+            Dialect::Entra => ENTRA_ROUTE.replace("{tenant}", ENTRA_TENANT),
+        };
+        format!("{}{route}", self.url())
     }
 
     /// The default confidential client's id, [`DEFAULT_CLIENT_ID`].
@@ -319,6 +384,7 @@ struct Inner {
     clients: HashMap<String, Option<String>>,
     /// Live refresh tokens.
     grants: Mutex<HashMap<String, Grant>>,
+    dialect: Dialect,
 }
 
 struct Grant {
@@ -488,7 +554,7 @@ impl Inner {
     }
 
     /// The token endpoint.
-    fn token(&self, headers: &HeaderMap, body: &[u8]) -> Result<Response, OAuthError> {
+    fn token(&self, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
         let media_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
@@ -513,6 +579,11 @@ impl Inner {
         let Some(grant_type) = params.get("grant_type") else {
             return Err(invalid_request("Missing parameter: grant_type"));
         };
+        if self.dialect == Dialect::Entra && !params.contains_key("scope") {
+            return Err(invalid_request(
+                "AADSTS900144: The request body must contain the following parameter: 'scope'.",
+            ));
+        }
         let client_id = self.authenticate(headers, &params)?;
         if grant_type != "refresh_token" {
             return Err(oauth_error(
@@ -581,15 +652,153 @@ impl Inner {
         if !self.omit_refresh_token {
             answer["refresh_token"] = json!(refresh_token);
         }
-        Ok(token_response(StatusCode::OK, &answer))
+        Ok(answer)
     }
 }
-async fn token(
+async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let answer = inner.token(&headers, &body);
+    render(inner.dialect, &headers, answer)
+}
+
+async fn entra_token(
     State(inner): State<Arc<Inner>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, OAuthError> {
-    inner.token(&headers, &body)
+) -> Response {
+    let answer = if tenant == ENTRA_TENANT {
+        inner.token(&headers, &body)
+    } else {
+        Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        ))
+    };
+    render(Dialect::Entra, &headers, answer)
+}
+
+/// The answer as the dialect's provider writes it.
+fn render(dialect: Dialect, headers: &HeaderMap, answer: Result<Value, OAuthError>) -> Response {
+    match (dialect, answer) {
+        (Dialect::Standard | Dialect::Spotify, Ok(answer)) => {
+            token_response(StatusCode::OK, &answer)
+        }
+        (Dialect::Standard | Dialect::Spotify, Err(error)) => error.into_response(),
+        (Dialect::GitHub, answer) => {
+            let body = match answer {
+                Ok(mut answer) => {
+                    answer["token_type"] = json!("bearer");
+                    answer["scope"] = json!("");
+                    answer["refresh_token_expires_in"] = json!(15_897_600);
+                    answer
+                }
+                Err(error) => {
+                    let (code, description) = match error.error {
+                        "invalid_grant" => (
+                            "bad_refresh_token",
+                            "The refresh token passed is incorrect or expired.".to_owned(),
+                        ),
+                        "invalid_client" => (
+                            "incorrect_client_credentials",
+                            "The client_id and/or client_secret passed are incorrect.".to_owned(),
+                        ),
+                        other => (other, error.description),
+                    };
+                    json!({
+                        "error": code,
+                        "error_description": description,
+                        "error_uri": format!("https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#{}", code.replace('_', "-")),
+                    })
+                }
+            };
+            let wants_json = headers
+                .get(header::ACCEPT)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| value.contains("json"));
+            if wants_json {
+                json_response(StatusCode::OK, "application/json; charset=utf-8", &body)
+            } else {
+                let pairs: Vec<(String, String)> = body
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
+                    .collect();
+                let text = serde_urlencoded::to_string(pairs).unwrap_or_default();
+                let mut response = Response::new(axum::body::Body::from(text));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+                );
+                response
+            }
+        }
+        (Dialect::Slack, answer) => {
+            let body = match answer {
+                Ok(mut answer) => {
+                    answer["ok"] = json!(true);
+                    answer["token_type"] = json!("bot");
+                    let scope = answer["scope"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .replace(' ', ",");
+                    answer["scope"] = json!(scope);
+                    answer["app_id"] = json!("A0TESTKIT");
+                    answer["team"] = json!({"id": "T0TESTKIT", "name": "Testkit"});
+                    answer
+                }
+                Err(error) => {
+                    let code = match error.error {
+                        "invalid_grant" => "invalid_refresh_token",
+                        "invalid_client" => "invalid_client_id",
+                        "unsupported_grant_type" => "invalid_grant_type",
+                        "invalid_request" => "invalid_arguments",
+                        other => other,
+                    };
+                    json!({"ok": false, "error": code})
+                }
+            };
+            json_response(StatusCode::OK, "application/json; charset=utf-8", &body)
+        }
+        (Dialect::Entra, Ok(mut answer)) => {
+            let expires_in = answer["expires_in"].clone();
+            answer["ext_expires_in"] = expires_in;
+            token_response(StatusCode::OK, &answer)
+        }
+        (Dialect::Entra, Err(error)) => {
+            let (aadsts, description) = match error.error {
+                "invalid_grant" => (
+                    70008,
+                    "AADSTS70008: The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.".to_owned(),
+                ),
+                "invalid_client" => (
+                    7_000_215,
+                    "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".to_owned(),
+                ),
+                _ => (900_144, error.description),
+            };
+            let trace_id = ids::uuid_v4();
+            let correlation_id = ids::uuid_v4();
+            token_response(
+                error.status,
+                &json!({
+                    "error": error.error,
+                    "error_description": format!("{description} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: 2025-01-01 00:00:00Z"),
+                    "error_codes": [aadsts],
+                    "timestamp": "2025-01-01 00:00:00Z",
+                    "trace_id": trace_id,
+                    "correlation_id": correlation_id,
+                    "error_uri": format!("https://login.microsoftonline.com/error?code={aadsts}"),
+                }),
+            )
+        }
+    }
 }
 
 async fn me(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {

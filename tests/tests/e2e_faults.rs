@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use refresh_endpoint::providers::atproto::AtpSession;
+use refresh_endpoint::providers::atproto::RefreshSession as AtpRefresh;
 use refresh_endpoint::providers::clerk::SessionRefresh;
 use refresh_endpoint::providers::cloudreve::Token;
 use refresh_endpoint::providers::oauth2::TokenResponse;
@@ -14,10 +14,6 @@ use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{
     AtpTokens, AtprotoMock, ClerkMock, CloudreveMock, Fault, OAuth2Mock,
 };
-
-#[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
-                   auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
-struct AtpRefresh;
 
 #[refresh_endpoint(path = "/api/v4/session/token/refresh", auth = body,
                    envelope = code_msg_data, response = Token)]
@@ -339,7 +335,7 @@ async fn xrpc_rate_limit_is_a_retryable_api_error_with_retry_after() {
 }
 
 #[tokio::test]
-async fn cloudreve_rate_limit_is_a_retryable_status_with_retry_after() {
+async fn cloudreve_rate_limit_is_a_retryable_error_with_retry_after() {
     let cloud = CloudreveMock::start().await;
     let tokens = cloud.issue_tokens("alice");
     let endpoint = CloudreveRefresh {
@@ -352,10 +348,9 @@ async fn cloudreve_rate_limit_is_a_retryable_status_with_retry_after() {
 
     let error = endpoint.send(&client).await.unwrap_err();
 
-    assert!(
-        matches!(error.kind(), ErrorKind::Status { status: 429, .. }),
-        "{error:?}"
-    );
+    // The 429 carries the envelope: its code and message are kept.
+    let api = error.api().expect("the envelope's error");
+    assert_eq!((api.status, api.code.as_str()), (429, "429"));
     assert!(error.is_retryable() && !error.is_terminal());
     assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
     assert_no_secrets(&error, &[&tokens.refresh_token]);

@@ -6,17 +6,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use refresh_endpoint::Client;
 use refresh_endpoint::clock::{Clock, ManualClock};
-use refresh_endpoint::providers::atproto::AtpSession;
+use refresh_endpoint::providers::atproto::RefreshSession;
 use refresh_endpoint::session::Session;
 use refresh_endpoint::tokens::Tokens;
-use refresh_endpoint::{Client, refresh_endpoint};
 use refresh_endpoint_testkit::{AtprotoMock, atproto};
-
-#[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
-                   auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
-#[derive(Clone)]
-struct RefreshSession;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);

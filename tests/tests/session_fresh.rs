@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use refresh_endpoint::clock::{Clock, ManualClock};
-use refresh_endpoint::providers::atproto::AtpSession;
+use refresh_endpoint::providers::atproto::RefreshSession;
 use refresh_endpoint::providers::cloudreve::Token;
 use refresh_endpoint::retry::RetryPolicy;
 use refresh_endpoint::session::{Session, Status};
@@ -14,11 +14,6 @@ use refresh_endpoint::store::{MemoryStore, Store};
 use refresh_endpoint::tokens::Tokens;
 use refresh_endpoint::{Client, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{AtprotoMock, CloudreveMock, Fault, Now, atproto, cloudreve};
-
-#[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
-                   auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
-#[derive(Clone)]
-struct RefreshSession;
 
 #[refresh_endpoint(path = "/api/v4/session/token/refresh", auth = body,
                    envelope = code_msg_data, response = Token)]

@@ -10,18 +10,13 @@ use std::thread;
 use std::time::Duration;
 
 use refresh_endpoint::clock::{Clock, ManualClock};
-use refresh_endpoint::providers::atproto::AtpSession;
+use refresh_endpoint::providers::atproto::RefreshSession;
 use refresh_endpoint::session::Session;
 use refresh_endpoint::tokens::Tokens;
-use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, Error, ErrorKind, Secret};
 use refresh_endpoint_testkit::AtprotoMock;
 use refresh_endpoint_testkit::atproto::AtpTokens;
 use tokio::runtime::Handle;
-
-#[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
-                   auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
-#[derive(Clone)]
-struct RefreshSession;
 
 const THREADS: usize = 6;
 const CALLS: usize = 200;

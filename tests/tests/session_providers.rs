@@ -1,32 +1,21 @@
 //! Sessions need no extra code for any seed provider: Clerk (the expired
 //! session JWT sent back, a client secret key, 60-second tokens) and OAuth 2.0
-//! (form body, rotation or none).
+//! (the ready-made `providers::oauth2::Refresh`, rotation or none).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use refresh_endpoint::Client;
 use refresh_endpoint::clock::{Clock, ManualClock};
-use refresh_endpoint::providers::clerk::SessionRefresh;
+use refresh_endpoint::providers::clerk;
+use refresh_endpoint::providers::oauth2::Refresh as OAuth2Refresh;
 use refresh_endpoint::providers::oauth2::TokenResponse;
 use refresh_endpoint::session::{Session, Status};
 use refresh_endpoint::store::{MemoryStore, Store};
 use refresh_endpoint::tokens::{IntoTokens, Issued, Tokens, expires_after};
-use refresh_endpoint::{Client, ErrorKind, Secret, refresh_endpoint};
+use refresh_endpoint::{ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{ClerkMock, Now, OAuth2Mock, oauth2};
-
-#[refresh_endpoint(path = "/v1/sessions/{session_id}/refresh", auth = bearer,
-                   envelope = clerk, response = SessionRefresh)]
-#[derive(Clone)]
-struct ClerkRefresh {
-    #[path]
-    session_id: String,
-    #[access_token]
-    expired_token: Secret,
-    #[refresh_token]
-    refresh_token: Secret,
-    request_origin: String,
-}
 
 #[refresh_endpoint(path = "/oauth/token", auth = body, envelope = oauth2, body = form,
                    response = TokenResponse)]
@@ -53,12 +42,15 @@ async fn clerk_sessions_refresh_short_lived_tokens_only_when_due() {
         .secret(mock.secret_key())
         .build()
         .unwrap();
-    let endpoint = ClerkRefresh {
-        session_id: signed_in.session_id.clone(),
-        expired_token: Secret::new(""),
-        refresh_token: Secret::new(""),
-        request_origin: "https://app.example.com".into(),
-    };
+    let mut endpoint =
+        clerk::RefreshSession::new(signed_in.session_id.clone(), "https://app.example.com");
+    endpoint.format = Some(clerk::Format::Token);
+    endpoint.request_originating_ip = Some("203.0.113.7".into());
+    endpoint.request_headers = Some(
+        [("user-agent".to_owned(), vec!["test".to_owned()])]
+            .into_iter()
+            .collect(),
+    );
     let session = Session::builder(client, endpoint)
         .tokens(Tokens::new(
             signed_in.session_jwt.as_str(),
@@ -89,6 +81,13 @@ async fn clerk_sessions_refresh_short_lived_tokens_only_when_due() {
         "the expired JWT is sent back"
     );
     assert_eq!(sent["refresh_token"], signed_in.refresh_token.as_str());
+    assert_eq!(sent["format"], "token");
+    assert_eq!(sent["request_originating_ip"], "203.0.113.7");
+    assert_eq!(
+        mock.last_api_version().as_deref(),
+        Some(clerk::API_VERSION),
+        "the SDKs' API version"
+    );
 
     // A revoked session ends in "sign in again".
     mock.revoke(&signed_in.session_id);
@@ -110,12 +109,13 @@ async fn oauth2_sessions_rotate_or_keep_the_refresh_token() {
             .await;
         let issued = mock.issue_tokens_for("cli", "").unwrap();
         let store = MemoryStore::new();
-        let endpoint = OAuthRefresh {
-            grant_type: "refresh_token",
-            refresh_token: Secret::new(""),
-            client_id: "cli".to_owned(),
-        };
-        let session = Session::builder(Client::new(mock.url()).unwrap(), endpoint)
+        // The ready-made RFC 6749 refresh; a public client sends its id alone.
+        let endpoint = OAuth2Refresh::client_body().path("/oauth/token");
+        let client = Client::builder(mock.url())
+            .client_id("cli")
+            .build()
+            .unwrap();
+        let session = Session::builder(client, endpoint)
             .tokens(
                 Tokens::new(issued.access_token.as_str(), issued.refresh_token.as_str())
                     .with_access_expires_at(clock.now() + Duration::from_secs(issued.expires_in)),

@@ -10,22 +10,24 @@
 //! | `clerk` | [`Clerk`] | Clerk: `{"errors": [...], "clerk_trace_id"}` |
 //! | `oauth2` | [`OAuth2`] | RFC 6749 §5.2: `{"error", "error_description"}` |
 //!
-//! A provider of your own takes a type implementing [`Envelope`]; see its
-//! documentation for an example.
+//! Each is a preset of the declarative [`JsonEnvelope`], kept beside its
+//! provider in [`providers`](crate::providers). A provider of your own
+//! declares its envelope in the attribute (`envelope = json(code = "error",
+//! terminal = ["invalid_grant"])`), extends a preset
+//! (`envelope = oauth2(terminal = ["bad_refresh_token"])`), or takes a type
+//! implementing [`Envelope`]; see its documentation for an example.
 
-mod clerk;
-mod code_msg_data;
-mod oauth2;
+mod json;
 mod plain;
 #[cfg(test)]
 mod prop_tests;
-mod xrpc;
 
-pub use clerk::Clerk;
-pub use code_msg_data::CodeMsgData;
-pub use oauth2::OAuth2;
+pub use crate::providers::atproto::Xrpc;
+pub use crate::providers::clerk::Clerk;
+pub use crate::providers::cloudreve::CodeMsgData;
+pub use crate::providers::oauth2::OAuth2;
+pub use json::{Declared, Declares, JsonEnvelope, Outcome, Rule, Success};
 pub use plain::Plain;
-pub use xrpc::Xrpc;
 
 use std::time::{Duration, SystemTime};
 

@@ -1,10 +1,13 @@
 use serde::de::DeserializeOwned;
 
-use super::{Envelope, RawResponse};
+use super::{Envelope, JsonEnvelope, RawResponse, Success};
 use crate::Error;
 
-/// No envelope: a 2xx body is the response; any other status is an
-/// [`ErrorKind::Status`](crate::ErrorKind::Status) (retryable for 408, 425, 429 and 5xx).
+/// No envelope: a 2xx body is the response. An error status is an
+/// [`ErrorKind::Status`](crate::ErrorKind::Status) when it is retryable
+/// (408, 425, 429 and 5xx); any other is
+/// [`ErrorKind::Unrecognized`](crate::ErrorKind::Unrecognized), logged once
+/// with a hint to declare the provider's error shape.
 ///
 /// ```
 /// use refresh_endpoint::envelope::{Envelope, Plain, RawResponse};
@@ -16,12 +19,13 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Plain;
 
+impl Plain {
+    /// The declaration: no error codes.
+    pub const ENVELOPE: JsonEnvelope = JsonEnvelope::new("plain").code("").success(Success::Status);
+}
+
 impl Envelope for Plain {
     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
-        if response.is_success() {
-            response.json()
-        } else {
-            Err(response.status_error())
-        }
+        Self::ENVELOPE.unwrap(response)
     }
 }

@@ -1,8 +1,38 @@
-//! Bluesky / AT Protocol: `com.atproto.server.refreshSession`.
+//! Bluesky / AT Protocol: `com.atproto.server.refreshSession`: the response
+//! type [`AtpSession`], the [`Xrpc`] envelope and the ready-made
+//! [`RefreshSession`] endpoint.
+//!
+//! ```no_run
+//! use refresh_endpoint::providers::atproto::RefreshSession;
+//! use refresh_endpoint::{Client, session::Session, tokens::Tokens};
+//!
+//! # async fn run(saved: Tokens) -> Result<(), refresh_endpoint::Error> {
+//! let client = Client::new("https://bsky.social")?;
+//! let session = Session::builder(client, RefreshSession).tokens(saved).build().await?;
+//! # let _ = session; Ok(()) }
+//! ```
 
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::Secret;
+use crate::envelope::{Envelope, JsonEnvelope, Outcome, RawResponse, Rule};
+use crate::tokens::{IntoTokens, Issued};
+use crate::{Error, Secret};
+
+/// `POST /xrpc/com.atproto.server.refreshSession`: the refresh JWT as
+/// `Authorization: Bearer`, no body; the answer is an [`AtpSession`].
+#[crate::refresh_endpoint(crate = crate, path = "/xrpc/com.atproto.server.refreshSession",
+                          auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefreshSession;
+
+impl IntoTokens for AtpSession {
+    fn into_tokens(self, _: SystemTime) -> Result<Issued, Error> {
+        Ok(Issued::access(self.access_jwt).with_refresh_token(Some(self.refresh_jwt)))
+    }
+}
 
 /// The output of `com.atproto.server.refreshSession` (and `createSession`).
 ///
@@ -82,5 +112,63 @@ impl From<AccountStatus> for String {
             AccountStatus::Deactivated => "deactivated".into(),
             AccountStatus::Other(other) => other,
         }
+    }
+}
+
+/// The AT Protocol (XRPC) envelope: a 2xx body is the response, an error is
+/// `{"error": "Name", "message": "text"}`.
+///
+/// `ExpiredToken`, `InvalidToken`, `AccountTakedown` and any 401 end the
+/// session ([`ErrorKind::SignInAgain`](crate::ErrorKind::SignInAgain)), as in
+/// the reference client; 429 and 5xx are retryable; other errors are
+/// [`ErrorKind::Api`](crate::ErrorKind::Api). An authorized call is
+/// refreshed and replayed on 401, or on 400 `ExpiredToken`. A preset of
+/// [`JsonEnvelope`]: [`Xrpc::ENVELOPE`].
+///
+/// ```
+/// use refresh_endpoint::envelope::{Envelope, RawResponse, Xrpc};
+///
+/// let revoked = RawResponse {
+///     endpoint: "refreshSession",
+///     status: 400,
+///     headers: Default::default(),
+///     body: br#"{"error":"ExpiredToken","message":"Token has been revoked"}"#.to_vec(),
+/// };
+/// let error = Xrpc::unwrap::<serde_json::Value>(&revoked).unwrap_err();
+/// assert!(error.is_terminal());
+/// assert_eq!(error.api().unwrap().code, "ExpiredToken");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Xrpc;
+
+impl Xrpc {
+    /// The declaration.
+    pub const ENVELOPE: JsonEnvelope = JsonEnvelope::new("xrpc")
+        .code("error")
+        .message(&["message"])
+        .rules(&[
+            Rule::code("ExpiredToken", Outcome::Terminal),
+            Rule::code("InvalidToken", Outcome::Terminal),
+            Rule::code("AccountTakedown", Outcome::Terminal),
+            Rule {
+                status: 401,
+                code: "",
+                outcome: Outcome::Terminal,
+            },
+            Rule {
+                status: 400,
+                code: "ExpiredToken",
+                outcome: Outcome::Expired,
+            },
+        ]);
+}
+
+impl Envelope for Xrpc {
+    fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
+        Self::ENVELOPE.unwrap(response)
+    }
+
+    fn access_token_expired(response: &RawResponse) -> bool {
+        Self::ENVELOPE.access_token_expired(response)
     }
 }

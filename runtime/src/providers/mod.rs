@@ -1,11 +1,14 @@
-//! Response types of the seed providers, ready for `response = …`.
+//! One home per provider: its response type, `IntoTokens` impl, envelope
+//! preset and ready-made refresh endpoint.
 //!
-//! | provider | module | refresh response |
-//! |---|---|---|
-//! | Bluesky / AT Protocol | [`atproto`] | [`atproto::AtpSession`] |
-//! | Cloudreve v4 | [`cloudreve`] | [`cloudreve::Token`] |
-//! | Clerk Backend API | [`clerk`] | [`clerk::SessionRefresh`] |
-//! | any OAuth 2.0 server | [`oauth2`] | [`oauth2::TokenResponse`] |
+//! | provider | module | ready-made endpoint | response | envelope |
+//! |---|---|---|---|---|
+//! | Bluesky / AT Protocol | [`atproto`] | [`atproto::RefreshSession`] | [`atproto::AtpSession`] | [`atproto::Xrpc`] |
+//! | Cloudreve v4 | [`cloudreve`] | [`cloudreve::RefreshToken`] | [`cloudreve::Token`] | [`cloudreve::CodeMsgData`] |
+//! | Clerk Backend API | [`clerk`] | [`clerk::RefreshSession`] | [`clerk::SessionRefresh`] | [`clerk::Clerk`] |
+//! | any OAuth 2.0 server | [`oauth2`] | [`oauth2::Refresh`] | [`oauth2::TokenResponse`] | [`oauth2::OAuth2`] |
+//!
+//! Adding a provider touches one file here and one mock in the testkit.
 
 pub mod atproto;
 pub mod clerk;

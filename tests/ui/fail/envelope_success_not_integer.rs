@@ -1,7 +1,7 @@
 use refresh_endpoint::providers::cloudreve::Token;
 use refresh_endpoint::refresh_endpoint;
 
-#[refresh_endpoint(path = "/session/refresh", envelope = code_msg_data(success = "0"), response = Token)]
+#[refresh_endpoint(path = "/session/refresh", envelope = code_msg_data(success = 1.5), response = Token)]
 struct Refresh;
 
 fn main() {

@@ -1,0 +1,12 @@
+use refresh_endpoint::providers::oauth2::TokenResponse;
+use refresh_endpoint::{Secret, refresh_endpoint};
+
+#[refresh_endpoint(path = "/token", method = GET, auth = body, response = TokenResponse)]
+struct Refresh {
+    #[refresh_token]
+    refresh_token: Secret,
+}
+
+fn main() {
+    let _ = Refresh { refresh_token: Secret::new("") };
+}

@@ -1,9 +1,0 @@
-use refresh_endpoint::providers::cloudreve::Token;
-use refresh_endpoint::refresh_endpoint;
-
-#[refresh_endpoint(path = "/session/refresh", envelope = xrpc(success = 1), response = Token)]
-struct Refresh;
-
-fn main() {
-    let _ = Refresh;
-}
