@@ -15,6 +15,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{
     DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL, DEFAULT_PREFIX, DEFAULT_WAIT_TIMEOUT, RedisStore,
+    RedisStoreBuilder,
 };
 
 use futures_util::future::{BoxFuture, FutureExt};
