@@ -19,7 +19,7 @@ use refresh_endpoint::clock::{Clock, ManualClock};
 use refresh_endpoint::providers::atproto::AtpSession;
 use refresh_endpoint::retry::RetryPolicy;
 use refresh_endpoint::session::{Session, Status};
-use refresh_endpoint::store::{Lease, RedisStore, Saved, Store};
+use refresh_endpoint::store::{Lease, PostgresStore, RedisStore, Saved, Store};
 use refresh_endpoint::tokens::Tokens;
 use refresh_endpoint::{Client, Error, ErrorKind, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::{AtprotoMock, Fault, Now};
@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use crate::postgres_server::PostgresServer;
 use crate::redis_server::{RedisCluster, RedisServer};
 
 /// The Bluesky refresh endpoint the replicas call.
@@ -77,6 +78,13 @@ impl StoreSpec {
                 }
                 Ok(AnyStore::Redis(builder.connect(key).await?))
             }
+            "postgres" => {
+                let mut builder = PostgresStore::builder(&self.url);
+                if let Some(ca) = &self.ca_pem {
+                    builder = builder.ca_pem(ca.as_bytes());
+                }
+                Ok(AnyStore::Postgres(builder.connect(key).await?))
+            }
             other => panic!("unknown store kind {other}"),
         }
     }
@@ -87,6 +95,8 @@ impl StoreSpec {
 pub enum AnyStore {
     /// A [`RedisStore`].
     Redis(RedisStore),
+    /// A [`PostgresStore`].
+    Postgres(PostgresStore),
 }
 
 impl AnyStore {
@@ -94,6 +104,7 @@ impl AnyStore {
     pub fn lease_ttl(self, ttl: Duration) -> Self {
         match self {
             AnyStore::Redis(store) => AnyStore::Redis(store.lease_ttl(ttl)),
+            AnyStore::Postgres(store) => AnyStore::Postgres(store.lease_ttl(ttl)),
         }
     }
 
@@ -101,6 +112,7 @@ impl AnyStore {
     pub fn wait_timeout(self, timeout: Duration) -> Self {
         match self {
             AnyStore::Redis(store) => AnyStore::Redis(store.wait_timeout(timeout)),
+            AnyStore::Postgres(store) => AnyStore::Postgres(store.wait_timeout(timeout)),
         }
     }
 
@@ -108,6 +120,7 @@ impl AnyStore {
     pub fn poll_interval(self, interval: Duration) -> Self {
         match self {
             AnyStore::Redis(store) => AnyStore::Redis(store.poll_interval(interval)),
+            AnyStore::Postgres(store) => AnyStore::Postgres(store.poll_interval(interval)),
         }
     }
 
@@ -115,6 +128,7 @@ impl AnyStore {
     pub fn for_key(&self, key: &str) -> Self {
         match self {
             AnyStore::Redis(store) => AnyStore::Redis(store.for_key(key)),
+            AnyStore::Postgres(store) => AnyStore::Postgres(store.for_key(key)),
         }
     }
 
@@ -122,6 +136,7 @@ impl AnyStore {
     pub async fn lease_holder(&self) -> Result<Option<String>, Error> {
         match self {
             AnyStore::Redis(store) => store.lease_holder().await,
+            AnyStore::Postgres(store) => store.lease_holder().await,
         }
     }
 }
@@ -130,6 +145,7 @@ impl Store for AnyStore {
     fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, Error>> {
         match self {
             AnyStore::Redis(store) => store.load(),
+            AnyStore::Postgres(store) => store.load(),
         }
     }
 
@@ -140,18 +156,21 @@ impl Store for AnyStore {
     ) -> BoxFuture<'a, Result<Saved, Error>> {
         match self {
             AnyStore::Redis(store) => store.save(expected, tokens),
+            AnyStore::Postgres(store) => store.save(expected, tokens),
         }
     }
 
     fn clear<'a>(&'a self, expected: &'a Secret) -> BoxFuture<'a, Result<(), Error>> {
         match self {
             AnyStore::Redis(store) => store.clear(expected),
+            AnyStore::Postgres(store) => store.clear(expected),
         }
     }
 
     fn lease<'a>(&'a self, current: &'a Tokens) -> BoxFuture<'a, Result<Lease, Error>> {
         match self {
             AnyStore::Redis(store) => store.lease(current),
+            AnyStore::Postgres(store) => store.lease(current),
         }
     }
 }
@@ -208,6 +227,26 @@ impl SharedServer for RedisCluster {
     }
     fn restart(&mut self) {
         RedisCluster::restart(self).unwrap();
+    }
+}
+
+impl SharedServer for PostgresServer {
+    fn spec(&self) -> StoreSpec {
+        StoreSpec {
+            kind: "postgres".into(),
+            url: self.url(),
+            ca_pem: None,
+            client_cert: None,
+        }
+    }
+    fn stop(&mut self) {
+        PostgresServer::stop(self);
+    }
+    fn restart(&mut self) {
+        PostgresServer::restart(self).unwrap();
+    }
+    fn error_prefix(&self) -> &'static str {
+        "token store: postgres store:"
     }
 }
 

@@ -1,6 +1,4 @@
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -13,7 +11,10 @@ use redis::{
     TlsCertificates, Value,
 };
 
-use super::{Lease, LeaseGuard, Saved, Store};
+use super::{
+    DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, FIRST_POLL, Lease, LeaseGuard,
+    Saved, Store, holder_token, json_error_kind,
+};
 use crate::error::redact;
 use crate::tokens::Tokens;
 use crate::{Error, ErrorKind, Secret};
@@ -21,17 +22,6 @@ use crate::{Error, ErrorKind, Secret};
 /// The default key prefix, so the store's keys are easy to find and
 /// cannot collide with an application's own.
 pub const DEFAULT_PREFIX: &str = "refresh-endpoint:";
-/// How long a lease lives in Redis unless its holder extends it. The holder
-/// extends it every third of this while it refreshes, so this is how long a
-/// crashed holder blocks the others, not a limit on the refresh.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
-/// How long [`Store::lease`] waits for another process's refresh.
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(45);
-/// How often a waiting process looks at Redis again, at most: it starts at
-/// 2 ms and doubles up to this.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(25);
-/// The first wait between two looks.
-const FIRST_POLL: Duration = Duration::from_millis(2);
 
 /// Keeps a session's tokens in Redis and coordinates its refreshes across
 /// every process that uses the same key: several replicas of a service, a
@@ -680,33 +670,6 @@ fn decode(json: &str) -> Result<Tokens, Error> {
         }
         .into()
     })
-}
-
-/// What kind of JSON error, without the input (which holds tokens).
-fn json_error_kind(error: &serde_json::Error) -> &'static str {
-    match error.classify() {
-        serde_json::error::Category::Io => "I/O error",
-        serde_json::error::Category::Syntax => "invalid JSON",
-        serde_json::error::Category::Data => "wrong fields",
-        serde_json::error::Category::Eof => "truncated JSON",
-    }
-}
-
-/// A lease holder token no other process or call will draw: this process's
-/// id, then 128 random bits.
-fn holder_token() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let random = |salt: u64| {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed) ^ salt);
-        hasher.finish()
-    };
-    format!(
-        "{}.{:016x}{:016x}",
-        std::process::id(),
-        random(0),
-        random(u64::MAX)
-    )
 }
 
 impl Store for RedisStore {
