@@ -9,7 +9,8 @@
 //! in `/usr/lib/postgresql/*/bin` (newest first) and `/usr/local/bin`.
 //! `initdb` refuses to run as root: as root, every command runs as the
 //! `postgres` user (`runuser -u postgres --`) and the directory is owned by
-//! it. When PostgreSQL is missing, [`PostgresServer::start_or_skip`] says
+//! it. `initdb` runs once per machine: its result is kept under the
+//! temporary directory (`refresh-endpoint-pg-template-…`) and copied. When PostgreSQL is missing, [`PostgresServer::start_or_skip`] says
 //! why and answers `None`, except under `CI=true`, where it panics.
 
 use std::net::{Ipv4Addr, TcpListener};
@@ -89,6 +90,46 @@ impl PostgresServer {
 
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// A fresh `initdb` data directory, made once per machine and version
+    /// under the temporary directory and copied for each server.
+    fn template(&self) -> Result<PathBuf, String> {
+        let version = self
+            .bin
+            .display()
+            .to_string()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        let user = if self.as_postgres { "postgres" } else { "user" };
+        let template =
+            std::env::temp_dir().join(format!("refresh-endpoint-pg-template-{user}-{version}"));
+        if template.join("PG_VERSION").is_file() {
+            return Ok(template);
+        }
+        let scratch = TempDir::new("postgres-initdb")?;
+        if self.as_postgres {
+            run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(scratch.path()))?;
+        }
+        let data = scratch.path().join("data");
+        run(self.command("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]))?;
+        // Another test process may have made it meanwhile: either is good.
+        if std::fs::rename(&data, &template).is_err() && !template.join("PG_VERSION").is_file() {
+            return Err(format!(
+                "cannot keep the template at {}",
+                template.display()
+            ));
+        }
+        Ok(template)
     }
 
     /// A command from PostgreSQL's bin directory, as the `postgres` user
