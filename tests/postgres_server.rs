@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::redis_server::{TempDir, required};
+use crate::redis_server::{TempDir, TlsFiles, required};
 
 /// A running PostgreSQL that this process started.
 #[derive(Debug)]
@@ -26,6 +26,7 @@ pub struct PostgresServer {
     as_postgres: bool,
     port: u16,
     running: bool,
+    tls: Option<TlsFiles>,
     dir: TempDir,
 }
 
@@ -33,6 +34,17 @@ impl PostgresServer {
     /// Starts a server, or returns `None` after printing why the caller
     /// should skip; panics under `CI=true` when PostgreSQL is missing.
     pub fn start_or_skip() -> Option<PostgresServer> {
+        Self::start_or_skip_with(false)
+    }
+
+    /// Like [`start_or_skip`](Self::start_or_skip), for a server that
+    /// accepts TLS connections only (`hostssl` in `pg_hba.conf`), with a
+    /// certificate from a throw-away CA ([`tls`](Self::tls)).
+    pub fn start_tls_or_skip() -> Option<PostgresServer> {
+        Self::start_or_skip_with(true)
+    }
+
+    fn start_or_skip_with(tls: bool) -> Option<PostgresServer> {
         let bin = match find_bin() {
             Ok(bin) => bin,
             Err(why) => {
@@ -44,15 +56,24 @@ impl PostgresServer {
                 return None;
             }
         };
-        match Self::start(bin) {
+        match Self::start(bin, tls) {
             Ok(server) => Some(server),
             Err(error) => panic!("postgresql: {error}"),
         }
     }
 
-    fn start(bin: PathBuf) -> Result<PostgresServer, String> {
+    fn start(bin: PathBuf, tls: bool) -> Result<PostgresServer, String> {
         let as_postgres = is_root();
         let dir = TempDir::new("postgres")?;
+        let tls = if tls {
+            let files = TlsFiles::generate(dir.path())?;
+            let key = files.path("server-key.pem");
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|error| format!("{}: {error}", key.display()))?;
+            Some(files)
+        } else {
+            None
+        };
         if as_postgres {
             run(Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -63,6 +84,7 @@ impl PostgresServer {
             as_postgres,
             port: 0,
             running: false,
+            tls,
             dir,
         };
         // A copy of a data directory made once by `initdb` (about 2 s each).
@@ -71,6 +93,14 @@ impl PostgresServer {
             .arg("-a")
             .arg(&template)
             .arg(server.data()))?;
+        if server.tls.is_some() {
+            // Overwritten in place: the file keeps its owner.
+            std::fs::write(
+                server.data().join("pg_hba.conf"),
+                "hostssl all all 127.0.0.1/32 trust\n",
+            )
+            .map_err(|error| format!("pg_hba.conf: {error}"))?;
+        }
         let mut last = String::new();
         // Another process may take the free port between our look and the
         // server's bind: try a few.
@@ -142,11 +172,19 @@ impl PostgresServer {
     }
 
     fn pg_ctl_start(&mut self) -> Result<(), String> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.path().display()
         );
+        if let Some(tls) = &self.tls {
+            options += &format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
+                tls.path("server.pem").display(),
+                tls.path("server-key.pem").display(),
+                tls.path("ca.pem").display()
+            );
+        }
         run(self
             .command("pg_ctl")
             .arg("-D")
@@ -158,9 +196,20 @@ impl PostgresServer {
         Ok(())
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`, with
+    /// `?sslmode=require` for a TLS server.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let tls = if self.tls.is_some() {
+            "?sslmode=require"
+        } else {
+            ""
+        };
+        format!("postgres://postgres@127.0.0.1:{}/postgres{tls}", self.port)
+    }
+
+    /// The TLS material of a [`start_tls_or_skip`](Self::start_tls_or_skip) server.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The port it listens on (the same after [`restart`](Self::restart)).

@@ -235,7 +235,7 @@ impl SharedServer for PostgresServer {
         StoreSpec {
             kind: "postgres".into(),
             url: self.url(),
-            ca_pem: None,
+            ca_pem: self.tls().map(|tls| tls.ca_pem.clone()),
             client_cert: None,
         }
     }

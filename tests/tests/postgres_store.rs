@@ -93,6 +93,27 @@ async fn a_table_created_by_the_documented_statement_holds_many_sessions() {
     }
 }
 
+/// A server that takes TLS connections only: the store reaches it with
+/// `sslmode=require` and the private CA, through rustls, and runs the
+/// whole contract there; without the CA, or without TLS, it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca() {
+    let Some(postgres) = PostgresServer::start_tls_or_skip() else {
+        return;
+    };
+    replicas::the_store_compares_and_swaps_on_the_refresh_token(postgres.spec()).await;
+    let url = postgres.url();
+    let without_ca = PostgresStore::connect(&url, "k").await.unwrap_err();
+    assert!(without_ca.is_retryable(), "{without_ca}");
+    let plain = url.replace("sslmode=require", "sslmode=disable");
+    let refused = PostgresStore::builder(&plain)
+        .ca_pem(postgres.tls().unwrap().ca_pem.as_bytes())
+        .connect("k")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("pg_hba"), "{refused}");
+}
+
 /// Runs SQL through the store's own driver (no psql needed).
 fn run_sql(postgres: &PostgresServer, sql: &str) {
     let url = postgres.url();
