@@ -1,8 +1,10 @@
 //! Refresh coordination overhead across replicas: the time from "the access
 //! token has expired" until every caller in 4 replicas holds a token, with
-//! the replicas sharing the session through `RedisStore` (one refresh, the
-//! others wait on the Redis lease and adopt its result) or each on its own
-//! in-memory store (no lease: each replica refreshes for itself).
+//! the replicas sharing the session through a shared store (one refresh,
+//! the others wait on the lease and adopt its result) — standalone Redis,
+//! Redis over TLS (mutual TLS, ACL user), a 3-primary Redis Cluster,
+//! PostgreSQL — or each on its own in-memory store (no lease: each replica
+//! refreshes for itself). Every server is started by the bench on loopback.
 //!
 //! Two settings, same run, same loopback testkit PDS (2 h grace period, so
 //! the uncoordinated replicas' duplicate refreshes succeed too):
@@ -18,10 +20,11 @@
 //!   the parent says "go" and waits for every child's "done". `memory`: each
 //!   child copies the tokens into its own `MemoryStore`.
 //!
-//! `redis` uses the default poll interval (25 ms cap; waiters look after
-//! 2, 4, 8, 16, 25, … ms); `redis_poll_1ms` looks every 1 ms. The refresh
-//! requests the PDS saw per round are printed per entry. No time is
-//! asserted. Needs `redis-server` (skipped with a message without it).
+//! The shared stores use the default poll interval (25 ms cap; waiters
+//! look after 2, 4, 8, 16, 25, … ms); `redis_poll_1ms` looks every 1 ms.
+//! The refresh requests the PDS saw per round are printed per entry. No
+//! time is asserted. Needs `redis-server` (skipped with a message without
+//! it); the PostgreSQL entries are left out without PostgreSQL.
 //!
 //! `cargo bench -p refresh-endpoint-tests --bench replicas`; figures in
 //! BENCHMARKS.md.
@@ -36,11 +39,13 @@ use refresh_endpoint::clock::{Clock, ManualClock};
 use refresh_endpoint::providers::atproto::AtpSession;
 use refresh_endpoint::retry::RetryPolicy;
 use refresh_endpoint::session::Session;
-use refresh_endpoint::store::{MemoryStore, RedisStore, Store};
+use refresh_endpoint::store::{MemoryStore, Store};
 use refresh_endpoint::tokens::Tokens;
 use refresh_endpoint::{Client, refresh_endpoint};
 use refresh_endpoint_testkit::{AtprotoMock, Now};
-use refresh_endpoint_tests::redis_server::RedisServer;
+use refresh_endpoint_tests::postgres_server::PostgresServer;
+use refresh_endpoint_tests::redis_server::{RedisCluster, RedisServer};
+use refresh_endpoint_tests::replicas::{AnyStore, SharedServer, StoreSpec};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::runtime::Runtime;
@@ -53,28 +58,63 @@ struct RefreshSession;
 const REPLICAS: usize = 4;
 const CALLERS: usize = 250;
 
-/// Set in a child: the mock's URL; the others carry the rest.
+/// Set in a child: the mock's URL; the other carries the stores (JSON).
 const ENV_CHILD_MOCK_URL: &str = "REPLICAS_BENCH_MOCK_URL";
-const ENV_CHILD_REDIS_URL: &str = "REPLICAS_BENCH_REDIS_URL";
+const ENV_CHILD_STORES: &str = "REPLICAS_BENCH_STORES";
 
 #[derive(Clone, Copy)]
 enum Kind {
     Memory,
-    Redis { poll: Duration },
+    /// A shared store: index into the specs, poll interval.
+    Shared {
+        store: usize,
+        poll: Duration,
+    },
 }
 
-const KINDS: [(&str, Kind); 3] = [
+/// The stores' specs, in this order.
+const REDIS: usize = 0;
+const REDIS_TLS: usize = 1;
+const REDIS_CLUSTER: usize = 2;
+const POSTGRES: usize = 3;
+
+const DEFAULT_POLL: Duration = refresh_endpoint::store::DEFAULT_POLL_INTERVAL;
+
+const KINDS: [(&str, Kind); 6] = [
     ("memory", Kind::Memory),
     (
         "redis",
-        Kind::Redis {
-            poll: refresh_endpoint::store::DEFAULT_POLL_INTERVAL,
+        Kind::Shared {
+            store: REDIS,
+            poll: DEFAULT_POLL,
         },
     ),
     (
         "redis_poll_1ms",
-        Kind::Redis {
+        Kind::Shared {
+            store: REDIS,
             poll: Duration::from_millis(1),
+        },
+    ),
+    (
+        "redis_tls",
+        Kind::Shared {
+            store: REDIS_TLS,
+            poll: DEFAULT_POLL,
+        },
+    ),
+    (
+        "redis_cluster",
+        Kind::Shared {
+            store: REDIS_CLUSTER,
+            poll: DEFAULT_POLL,
+        },
+    ),
+    (
+        "postgres",
+        Kind::Shared {
+            store: POSTGRES,
+            poll: DEFAULT_POLL,
         },
     ),
 ];
@@ -87,10 +127,33 @@ fn main() {
     let Some(redis) = RedisServer::start_or_skip() else {
         return;
     };
+    let tls = RedisServer::start_tls_or_skip().expect("redis-server is installed");
+    let cluster = RedisCluster::start_or_skip(false).expect("redis-server is installed");
+    let postgres = PostgresServer::start_or_skip();
+    let specs: Vec<Option<StoreSpec>> = vec![
+        Some(redis.spec()),
+        Some(tls.spec()),
+        Some(cluster.spec()),
+        postgres.as_ref().map(|postgres| postgres.spec()),
+    ];
     let mut criterion = Criterion::default().configure_from_args();
-    in_process(&mut criterion, &redis);
-    processes(&mut criterion, &redis);
+    in_process(&mut criterion, &specs);
+    processes(&mut criterion, &specs);
     criterion.final_summary();
+}
+
+/// The entries whose store runs here.
+fn kinds(specs: &[Option<StoreSpec>]) -> Vec<(&'static str, Kind)> {
+    KINDS
+        .into_iter()
+        .filter(|(name, kind)| match kind {
+            Kind::Shared { store, .. } if specs[*store].is_none() => {
+                println!("{name}: skipped, its server is not installed");
+                false
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 fn runtime() -> Runtime {
@@ -144,7 +207,7 @@ async fn all_callers(sessions: &[Session<RefreshSession>]) {
 // ---------------------------------------------------------------------------
 // 4 sessions in this process.
 
-fn in_process(c: &mut Criterion, redis: &RedisServer) {
+fn in_process(c: &mut Criterion, specs: &[Option<StoreSpec>]) {
     let runtime = runtime();
     let clock = Arc::new(ManualClock::starting_now());
     let for_mock = Arc::clone(&clock);
@@ -154,7 +217,7 @@ fn in_process(c: &mut Criterion, redis: &RedisServer) {
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(8));
-    for (n, (name, kind)) in KINDS.into_iter().enumerate() {
+    for (n, (name, kind)) in kinds(specs).into_iter().enumerate() {
         let account = mock.create_account(&format!("inproc{n}.test"));
         let tokens = Tokens::new(account.access_jwt.as_str(), account.refresh_jwt.as_str());
         let sessions: Vec<_> = runtime.block_on(async {
@@ -167,10 +230,13 @@ fn in_process(c: &mut Criterion, redis: &RedisServer) {
                     .retry(RetryPolicy::default().with_max_attempts(3));
                 let builder = match kind {
                     Kind::Memory => builder.store(memory.clone()),
-                    Kind::Redis { poll } => builder.store(
-                        RedisStore::connect(&redis.url(), format!("inproc:{name}"))
+                    Kind::Shared { store, poll } => builder.store(
+                        specs[store]
+                            .as_ref()
+                            .expect("running")
+                            .connect(&format!("inproc:{name}"))
                             .await
-                            .expect("redis")
+                            .expect("the store is up")
                             .poll_interval(poll),
                     ),
                 };
@@ -212,10 +278,10 @@ struct Replica {
 }
 
 impl Replica {
-    fn spawn(mock: &AtprotoMock, redis: &RedisServer) -> Replica {
+    fn spawn(mock: &AtprotoMock, specs: &[Option<StoreSpec>]) -> Replica {
         let mut child = Command::new(std::env::current_exe().expect("the bench binary"))
             .env(ENV_CHILD_MOCK_URL, mock.url())
-            .env(ENV_CHILD_REDIS_URL, redis.url())
+            .env(ENV_CHILD_STORES, serde_json::to_string(specs).unwrap())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -253,17 +319,23 @@ impl Replica {
     }
 }
 
-fn processes(c: &mut Criterion, redis: &RedisServer) {
+fn processes(c: &mut Criterion, specs: &[Option<StoreSpec>]) {
     let runtime = runtime();
     let mock = runtime.block_on(AtprotoMock::start());
-    let seeder = runtime.block_on(async {
-        RedisStore::connect(&redis.url(), "seed")
-            .await
-            .expect("redis")
+    // One seeding connection per running store.
+    let seeders: Vec<Option<AnyStore>> = runtime.block_on(async {
+        let mut seeders = Vec::new();
+        for spec in specs {
+            seeders.push(match spec {
+                Some(spec) => Some(spec.connect("seed").await.expect("the store is up")),
+                None => None,
+            });
+        }
+        seeders
     });
     let mut replicas: Vec<Replica> = runtime.block_on(async {
         let mut replicas: Vec<_> = (0..REPLICAS)
-            .map(|_| Replica::spawn(&mock, redis))
+            .map(|_| Replica::spawn(&mock, specs))
             .collect();
         for replica in &mut replicas {
             replica.expect("READY").await;
@@ -275,13 +347,18 @@ fn processes(c: &mut Criterion, redis: &RedisServer) {
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
-    for (name, kind) in KINDS {
+    for (name, kind) in kinds(specs) {
         let counts = Counts::default();
         let replicas = tokio::sync::Mutex::new(&mut replicas);
+        // The memory entry's tokens travel through standalone Redis.
+        let (seeder, store) = match kind {
+            Kind::Memory => (seeders[REDIS].as_ref().expect("running"), REDIS),
+            Kind::Shared { store, .. } => (seeders[store].as_ref().expect("running"), store),
+        };
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter_custom(|rounds| {
                 let (mock, seeder, replicas, counts, round) =
-                    (&mock, &seeder, &replicas, &counts, &round);
+                    (&mock, seeder, &replicas, &counts, &round);
                 async move {
                     let mut replicas = replicas.lock().await;
                     let mut total = Duration::ZERO;
@@ -299,9 +376,9 @@ fn processes(c: &mut Criterion, redis: &RedisServer) {
                         let tokens = Tokens::new(expired.as_str(), account.refresh_jwt.as_str());
                         seeder.for_key(&key).save(None, &tokens).await.unwrap();
                         let prepare = match kind {
-                            Kind::Memory => format!("PREP memory {key} 0"),
-                            Kind::Redis { poll } => {
-                                format!("PREP redis {key} {}", poll.as_millis())
+                            Kind::Memory => format!("PREP memory {store} {key} 0"),
+                            Kind::Shared { poll, .. } => {
+                                format!("PREP shared {store} {key} {}", poll.as_millis())
                             }
                         };
                         for replica in replicas.iter_mut() {
@@ -334,16 +411,21 @@ fn processes(c: &mut Criterion, redis: &RedisServer) {
     });
 }
 
-/// The child's loop: `PREP <memory|redis> <key> <poll ms>` builds a
-/// session (answer `PREPARED`), `GO` runs the callers (answer `DONE`).
+/// The child's loop: `PREP <memory|shared> <store> <key> <poll ms>` builds
+/// a session (answer `PREPARED`), `GO` runs the callers (answer `DONE`).
 fn child() {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
     let mock_url = var(ENV_CHILD_MOCK_URL);
-    let redis_url = var(ENV_CHILD_REDIS_URL);
+    let specs: Vec<Option<StoreSpec>> = serde_json::from_str(&var(ENV_CHILD_STORES)).unwrap();
     runtime().block_on(async move {
-        let base = RedisStore::connect(&redis_url, "unused")
-            .await
-            .expect("redis");
+        // One connection (pool) per store, for the whole run.
+        let mut bases = Vec::new();
+        for spec in &specs {
+            bases.push(match spec {
+                Some(spec) => Some(spec.connect("unused").await.expect("the store is up")),
+                None => None,
+            });
+        }
         let client = Client::new(&mock_url).unwrap();
         let (lines, mut commands) = tokio::sync::mpsc::unbounded_channel();
         std::thread::spawn(move || {
@@ -359,9 +441,11 @@ fn child() {
         while let Some(line) = commands.recv().await {
             let words: Vec<&str> = line.split(' ').collect();
             match words.as_slice() {
-                ["PREP", kind, key, poll] => {
-                    let store = base
-                        .for_key(*key)
+                ["PREP", kind, store, key, poll] => {
+                    let store = bases[store.parse::<usize>().unwrap()]
+                        .as_ref()
+                        .expect("running")
+                        .for_key(key)
                         .poll_interval(Duration::from_millis(poll.parse().unwrap()));
                     let builder = Session::builder(client.clone(), RefreshSession);
                     let builder = match *kind {

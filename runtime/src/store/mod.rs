@@ -2,20 +2,77 @@
 //!
 //! [`MemoryStore`] keeps them for the life of the process (and lets several
 //! sessions share them); [`FileStore`] writes them atomically to a file;
-//! `RedisStore` (feature `redis`) shares them between processes and lets
-//! only one of them refresh at a time.
+//! `RedisStore` (feature `redis`) and `PostgresStore` (feature `postgres`)
+//! share them between processes and let only one of them refresh at a time.
 
 mod file;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
 pub use file::{DEFAULT_LOCK_TIMEOUT, FileStore};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{CREATE_TABLE, DEFAULT_TABLE, PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
-pub use redis::{
-    DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL, DEFAULT_PREFIX, DEFAULT_WAIT_TIMEOUT, RedisStore,
-};
+pub use redis::{DEFAULT_PREFIX, RedisStore, RedisStoreBuilder};
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub use shared::{DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT};
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use shared::{FIRST_POLL, holder_token, json_error_kind};
+
+/// What the shared stores (Redis, PostgreSQL) have in common: the lease's
+/// defaults and holder tokens.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod shared {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    /// How long a shared store's lease lives unless its holder extends it.
+    /// The holder extends it every third of this while it refreshes, so this
+    /// is how long a crashed holder blocks the others, not a limit on the
+    /// refresh.
+    pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+    /// How long [`Store::lease`](super::Store::lease) waits for another
+    /// process's refresh.
+    pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(45);
+    /// How often a waiting process looks at the store again, at most: it
+    /// starts at 2 ms and doubles up to this.
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(25);
+    /// The first wait between two looks.
+    pub(super) const FIRST_POLL: Duration = Duration::from_millis(2);
+
+    /// A lease holder token no other process or call will draw: this
+    /// process's id, then 128 random bits.
+    pub(super) fn holder_token() -> String {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let random = |salt: u64| {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed) ^ salt);
+            hasher.finish()
+        };
+        format!(
+            "{}.{:016x}{:016x}",
+            std::process::id(),
+            random(0),
+            random(u64::MAX)
+        )
+    }
+
+    /// What kind of JSON error, without the input (which holds tokens).
+    pub(super) fn json_error_kind(error: &serde_json::Error) -> &'static str {
+        match error.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "invalid JSON",
+            serde_json::error::Category::Data => "wrong fields",
+            serde_json::error::Category::Eof => "truncated JSON",
+        }
+    }
+}
 
 use futures_util::future::{BoxFuture, FutureExt};
 

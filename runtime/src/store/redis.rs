@@ -1,14 +1,20 @@
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, RedisError, Script, ScriptInvocation};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    ClientTlsConfig, Cmd, FromRedisValue, RedisError, RedisFuture, Script, ScriptInvocation,
+    TlsCertificates, Value,
+};
 
-use super::{Lease, LeaseGuard, Saved, Store};
+use super::{
+    DEFAULT_LEASE_TTL, DEFAULT_POLL_INTERVAL, DEFAULT_WAIT_TIMEOUT, FIRST_POLL, Lease, LeaseGuard,
+    Saved, Store, holder_token, json_error_kind,
+};
 use crate::error::redact;
 use crate::tokens::Tokens;
 use crate::{Error, ErrorKind, Secret};
@@ -16,28 +22,32 @@ use crate::{Error, ErrorKind, Secret};
 /// The default key prefix, so the store's keys are easy to find and
 /// cannot collide with an application's own.
 pub const DEFAULT_PREFIX: &str = "refresh-endpoint:";
-/// How long a lease lives in Redis unless its holder extends it. The holder
-/// extends it every third of this while it refreshes, so this is how long a
-/// crashed holder blocks the others, not a limit on the refresh.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
-/// How long [`Store::lease`] waits for another process's refresh.
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(45);
-/// How often a waiting process looks at Redis again, at most: it starts at
-/// 2 ms and doubles up to this.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(25);
-/// The first wait between two looks.
-const FIRST_POLL: Duration = Duration::from_millis(2);
 
 /// Keeps a session's tokens in Redis and coordinates its refreshes across
 /// every process that uses the same key: several replicas of a service, a
 /// fleet of workers, a CLI next to a daemon.
 ///
-/// Behind the `redis` feature. Two Redis keys per session:
+/// Behind the `redis` feature. One URL chooses the deployment:
 ///
-/// - `{prefix}{key}:tokens`: the [`Tokens`] as JSON (the same shape as
+/// | URL | connects to |
+/// |---|---|
+/// | `redis://[user:password@]host[:port][/db]` | one standalone Redis (or a primary behind a failover proxy) |
+/// | `rediss://…` | the same over TLS (rustls; the system's roots, or [`RedisStoreBuilder::ca_pem`]) |
+/// | `redis+cluster://[user:password@]host:port[,host:port…]` | a Redis Cluster, through any of these seed nodes |
+/// | `rediss+cluster://…` | a Redis Cluster over TLS |
+///
+/// The user and password are Redis ACL credentials (`AUTH user password`);
+/// with a password only, the `default` user. A private CA and a client
+/// certificate (mutual TLS) are set with [`RedisStore::builder`].
+///
+/// Two Redis keys per session, hash-tagged on the session key so that both
+/// live in one cluster slot (the scripts below touch both at once):
+///
+/// - `{prefix}{{key}}:tokens`, for example `refresh-endpoint:{bsky:alice}:tokens`:
+///   the [`Tokens`] as JSON (the same shape as
 ///   [`FileStore`](super::FileStore)'s file).
-/// - `{prefix}{key}:lease`: who may refresh right now (a random holder token
-///   starting with the holder's process id), with an expiry.
+/// - `{prefix}{{key}}:lease`: who may refresh right now (a random holder
+///   token starting with the holder's process id), with an expiry.
 ///
 /// Every write is one Lua script, so it is atomic in Redis:
 ///
@@ -61,15 +71,19 @@ const FIRST_POLL: Duration = Duration::from_millis(2);
 ///   still in Redis.
 ///
 /// When Redis cannot be reached, every call fails with a retryable
-/// [`ErrorKind::Store`] (its message never holds a token): the session keeps its
-/// tokens, is not signed out, and no refresh is sent without the lease. The
-/// connection is a [`ConnectionManager`] that reconnects on its own; the next
-/// call after Redis is back succeeds.
+/// [`ErrorKind::Store`] (its message never holds a token or the password):
+/// the session keeps its tokens, is not signed out, and no refresh is sent
+/// without the lease. The standalone connection reconnects on its own; the
+/// cluster connection follows `MOVED` and `ASK` redirections and reloads the
+/// slot map when a node fails, so while a cluster elects a new primary calls
+/// fail retryably and succeed again once it has.
 ///
 /// A plain Redis keeps data in memory only: if it restarts empty, a session
 /// saves its tokens again at its next refresh, but a replica holding an
 /// older refresh token may then use it. Give Redis persistence (AOF) when
-/// refresh tokens are single-use.
+/// refresh tokens are single-use. Replication to a cluster replica is
+/// asynchronous: a primary that dies right after a save may lose it in the
+/// same way.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -86,7 +100,7 @@ const FIRST_POLL: Duration = Duration::from_millis(2);
 /// # async fn run(signed_in: Tokens) -> Result<(), refresh_endpoint::Error> {
 /// let store = RedisStore::connect("redis://127.0.0.1:6379", "bsky:alice")
 ///     .await?
-///     .prefix("myapp:") // keys myapp:bsky:alice:tokens and myapp:bsky:alice:lease
+///     .prefix("myapp:") // keys myapp:{bsky:alice}:tokens and myapp:{bsky:alice}:lease
 ///     .lease_ttl(Duration::from_secs(10));
 /// let session = Session::builder(Client::new("https://bsky.social")?, RefreshSession)
 ///     .tokens(signed_in) // used only if Redis holds no tokens for this key yet
@@ -100,7 +114,7 @@ const FIRST_POLL: Duration = Duration::from_millis(2);
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: Arc<str>,
     key: Arc<str>,
     tokens_key: Arc<str>,
@@ -110,11 +124,243 @@ pub struct RedisStore {
     poll_interval: Duration,
 }
 
+/// A standalone connection (reconnecting by itself) or a cluster one
+/// (following redirections); both are cheap to clone and multiplexed.
+#[derive(Clone)]
+enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Standalone(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Standalone(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Standalone(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Sets up a [`RedisStore`]: the URL, TLS material, timeouts; made by
+/// [`RedisStore::builder`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), refresh_endpoint::Error> {
+/// use refresh_endpoint::store::RedisStore;
+///
+/// let ca = std::fs::read("/etc/myapp/redis-ca.pem").unwrap();
+/// let cert = std::fs::read("/etc/myapp/client.pem").unwrap();
+/// let key = std::fs::read("/etc/myapp/client-key.pem").unwrap();
+/// let store = RedisStore::builder("rediss+cluster://myapp:s3cret@redis-0:6380,redis-1:6380")
+///     .ca_pem(ca)                 // trust this CA instead of the system's roots
+///     .client_cert_pem(cert, key) // mutual TLS
+///     .connect("bsky:alice")
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStoreBuilder {
+    url: Secret,
+    ca_pem: Option<Vec<u8>>,
+    client_cert_pem: Option<(Vec<u8>, Secret)>,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field("client_cert_pem", &self.client_cert_pem.is_some())
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// Trusts the certificates in this PEM (one or more CA certificates)
+    /// instead of the system's roots, for `rediss://` and
+    /// `rediss+cluster://` URLs.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM chain) and its private key
+    /// (PEM, PKCS#8, PKCS#1 or SEC1) when the server asks for one (Redis's
+    /// `tls-auth-clients yes`, the default).
+    pub fn client_cert_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        let key = String::from_utf8_lossy(&key.into()).into_owned();
+        self.client_cert_pem = Some((cert.into(), Secret::new(key)));
+        self
+    }
+
+    /// How long making a connection may take (default 1 s).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How long a command may wait for its answer (default 3 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Connects and returns the store for the session under `key` (see
+    /// [`RedisStore::connect`] for the errors).
+    pub async fn connect(self, key: impl Into<String>) -> Result<RedisStore, Error> {
+        let url = self.url.expose();
+        let certificates = self.certificates();
+        let connection = if let Some((tls, nodes)) = cluster_nodes(url)? {
+            let mut builder = ClusterClient::builder(nodes)
+                .connection_timeout(self.connection_timeout)
+                .response_timeout(self.response_timeout)
+                .retries(4)
+                .min_retry_wait(20)
+                .max_retry_wait(500);
+            if tls {
+                builder = builder.certs(certificates.unwrap_or(TlsCertificates {
+                    client_tls: None,
+                    root_cert: None,
+                }));
+            } else if certificates.is_some() {
+                return Err(tls_material_without_tls());
+            }
+            let client = builder.build().map_err(invalid_url)?;
+            Connection::Cluster(client.get_async_connection().await.map_err(redis_error)?)
+        } else {
+            let client = match certificates {
+                Some(certificates) => {
+                    if !url.starts_with("rediss://") {
+                        return Err(tls_material_without_tls());
+                    }
+                    redis::Client::build_with_tls(url, certificates)
+                }
+                None => redis::Client::open(url),
+            }
+            .map_err(invalid_url)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.connection_timeout))
+                .set_response_timeout(Some(self.response_timeout))
+                .set_number_of_retries(2)
+                .set_min_delay(Duration::from_millis(100))
+                .set_max_delay(Duration::from_secs(1));
+            Connection::Standalone(
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .map_err(redis_error)?,
+            )
+        };
+        Ok(RedisStore::with_connection(connection, key.into()))
+    }
+
+    fn certificates(&self) -> Option<TlsCertificates> {
+        if self.ca_pem.is_none() && self.client_cert_pem.is_none() {
+            return None;
+        }
+        Some(TlsCertificates {
+            client_tls: self
+                .client_cert_pem
+                .as_ref()
+                .map(|(cert, key)| ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.expose().as_bytes().to_vec(),
+                }),
+            root_cert: self.ca_pem.clone(),
+        })
+    }
+}
+
+fn tls_material_without_tls() -> Error {
+    ErrorKind::Store {
+        message: "redis store: a CA or client certificate was given for a URL without TLS (use rediss:// or rediss+cluster://)".into(),
+        retryable: false,
+    }
+    .into()
+}
+
+fn invalid_url(error: RedisError) -> Error {
+    ErrorKind::Store {
+        message: format!("redis store: invalid URL: {}", describe(&error)),
+        retryable: false,
+    }
+    .into()
+}
+
+/// For a `redis+cluster://` or `rediss+cluster://` URL: whether it uses TLS,
+/// and one `redis://` or `rediss://` URL per seed node, each with the
+/// URL's credentials. `None` for any other URL.
+fn cluster_nodes(url: &str) -> Result<Option<(bool, Vec<String>)>, Error> {
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
+        (true, rest)
+    } else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| -> Error {
+        ErrorKind::Store {
+            message: format!("redis store: invalid cluster URL: {why}"),
+            retryable: false,
+        }
+        .into()
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() && path != "0" {
+        return Err(invalid("a cluster has database 0 only"));
+    }
+    let (credentials, hosts) = match authority.rsplit_once('@') {
+        Some((credentials, hosts)) => (Some(credentials), hosts),
+        None => (None, authority),
+    };
+    let scheme = if tls { "rediss" } else { "redis" };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|host| !host.is_empty())
+        .map(|host| match credentials {
+            Some(credentials) => format!("{scheme}://{credentials}@{host}"),
+            None => format!("{scheme}://{host}"),
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Err(invalid("no host"));
+    }
+    Ok(Some((tls, nodes)))
+}
+
 impl RedisStore {
-    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`)
-    /// for the session stored under `key`, with the defaults: prefix
-    /// [`DEFAULT_PREFIX`], lease TTL [`DEFAULT_LEASE_TTL`], wait timeout
-    /// [`DEFAULT_WAIT_TIMEOUT`], poll interval [`DEFAULT_POLL_INTERVAL`].
+    /// Connects to the Redis at `url` for the session stored under `key`,
+    /// with the defaults: prefix [`DEFAULT_PREFIX`], lease TTL
+    /// [`DEFAULT_LEASE_TTL`], wait timeout [`DEFAULT_WAIT_TIMEOUT`], poll
+    /// interval [`DEFAULT_POLL_INTERVAL`]. The URL's scheme chooses
+    /// standalone (`redis://`, `rediss://`) or cluster (`redis+cluster://`,
+    /// `rediss+cluster://`); see [`RedisStore`]. For a private CA or a client
+    /// certificate, use [`RedisStore::builder`].
     ///
     /// The connection reconnects by itself; each attempt times out after
     /// 1 s, and a command after 3 s. Fails with a retryable
@@ -122,23 +368,22 @@ impl RedisStore {
     /// one if the URL is invalid (the message never repeats the URL, which
     /// may hold a password).
     pub async fn connect(url: &str, key: impl Into<String>) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|error| ErrorKind::Store {
-            message: format!("redis store: invalid URL: {}", describe(&error)),
-            retryable: false,
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(3)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(redis_error)?;
-        Ok(Self::with_connection(connection, key.into()))
+        Self::builder(url).connect(key).await
     }
 
-    fn with_connection(connection: ConnectionManager, key: String) -> Self {
+    /// A builder, for TLS material or other timeouts:
+    /// [`RedisStoreBuilder::ca_pem`], [`RedisStoreBuilder::client_cert_pem`].
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: Secret::new(url.into()),
+            ca_pem: None,
+            client_cert_pem: None,
+            connection_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(3),
+        }
+    }
+
+    fn with_connection(connection: Connection, key: String) -> Self {
         let mut store = RedisStore {
             connection,
             prefix: DEFAULT_PREFIX.into(),
@@ -154,8 +399,21 @@ impl RedisStore {
     }
 
     fn name_keys(&mut self) {
-        self.tokens_key = format!("{}{}:tokens", self.prefix, self.key).into();
-        self.lease_key = format!("{}{}:lease", self.prefix, self.key).into();
+        self.tokens_key = format!("{}{{{}}}:tokens", self.prefix, self.key).into();
+        self.lease_key = format!("{}{{{}}}:lease", self.prefix, self.key).into();
+    }
+
+    /// Whether both keys hash to one cluster slot; not so only for an
+    /// empty key or a prefix holding `{}`.
+    fn check_keys(&self) -> Result<(), Error> {
+        match (hash_tag(&self.tokens_key), hash_tag(&self.lease_key)) {
+            (Some(a), Some(b)) if a == b => Ok(()),
+            _ => Err(ErrorKind::Store {
+                message: "redis store: the session key must not be empty, and the prefix must not contain `{}`".into(),
+                retryable: false,
+            }
+            .into()),
+        }
     }
 
     /// The same Redis connection, for another session (another account):
@@ -167,7 +425,7 @@ impl RedisStore {
     ///
     /// let alice = RedisStore::connect("redis://127.0.0.1:6379", "bsky:alice").await?;
     /// let bob = alice.for_key("bsky:bob");
-    /// assert_eq!(bob.tokens_key(), "refresh-endpoint:bsky:bob:tokens");
+    /// assert_eq!(bob.tokens_key(), "refresh-endpoint:{bsky:bob}:tokens");
     /// # Ok(()) }
     /// ```
     pub fn for_key(&self, key: impl Into<String>) -> Self {
@@ -177,6 +435,11 @@ impl RedisStore {
         store
     }
 
+    /// Whether this store talks to a Redis Cluster (a `redis+cluster://` or
+    /// `rediss+cluster://` URL).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connection, Connection::Cluster(_))
+    }
     /// Puts `prefix` in front of both keys (default [`DEFAULT_PREFIX`]), so
     /// several applications or environments can share one Redis.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -210,12 +473,12 @@ impl RedisStore {
         self
     }
 
-    /// The key holding the tokens: `{prefix}{key}:tokens`.
+    /// The key holding the tokens: `{prefix}{{key}}:tokens`.
     pub fn tokens_key(&self) -> &str {
         &self.tokens_key
     }
 
-    /// The key holding the refresh lease: `{prefix}{key}:lease`. Its value
+    /// The key holding the refresh lease: `{prefix}{{key}}:lease`. Its value
     /// starts with the holder's process id and a dot.
     pub fn lease_key(&self) -> &str {
         &self.lease_key
@@ -338,7 +601,7 @@ return 0
 /// run twice: a repeated save meets its own write and reports a conflict
 /// holding the same tokens, a repeated lease finds itself the holder.
 async fn invoke<T: FromRedisValue>(
-    connection: &ConnectionManager,
+    connection: &Connection,
     invocation: &ScriptInvocation<'_>,
 ) -> Result<T, Error> {
     let mut connection = connection.clone();
@@ -352,10 +615,7 @@ async fn invoke<T: FromRedisValue>(
 }
 
 /// Runs a command, like [`invoke`].
-async fn query<T: FromRedisValue>(
-    connection: &ConnectionManager,
-    command: &Cmd,
-) -> Result<T, Error> {
+async fn query<T: FromRedisValue>(connection: &Connection, command: &Cmd) -> Result<T, Error> {
     let mut connection = connection.clone();
     match command.query_async(&mut connection).await {
         Err(error) if is_connection_error(&error) => command
@@ -370,7 +630,20 @@ async fn query<T: FromRedisValue>(
 /// first command may still meet the broken connection; the manager has
 /// started a new one by then.
 fn is_connection_error(error: &RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_unrecoverable_error()
+        || error.is_cluster_error()
+}
+
+/// The part of `key` Redis Cluster hashes: the text between the first `{`
+/// and the next `}`, if that is not empty; else the whole key (`None` here,
+/// as two such keys would land in different slots).
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
 }
 
 /// A Redis failure as a retryable store error, its text redacted.
@@ -399,36 +672,10 @@ fn decode(json: &str) -> Result<Tokens, Error> {
     })
 }
 
-/// What kind of JSON error, without the input (which holds tokens).
-fn json_error_kind(error: &serde_json::Error) -> &'static str {
-    match error.classify() {
-        serde_json::error::Category::Io => "I/O error",
-        serde_json::error::Category::Syntax => "invalid JSON",
-        serde_json::error::Category::Data => "wrong fields",
-        serde_json::error::Category::Eof => "truncated JSON",
-    }
-}
-
-/// A lease holder token no other process or call will draw: this process's
-/// id, then 128 random bits.
-fn holder_token() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let random = |salt: u64| {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed) ^ salt);
-        hasher.finish()
-    };
-    format!(
-        "{}.{:016x}{:016x}",
-        std::process::id(),
-        random(0),
-        random(u64::MAX)
-    )
-}
-
 impl Store for RedisStore {
     fn load(&self) -> BoxFuture<'_, Result<Option<Tokens>, Error>> {
         async move {
+            self.check_keys()?;
             let stored: Option<String> =
                 query(&self.connection, redis::cmd("GET").arg(&*self.tokens_key)).await?;
             stored.as_deref().map(decode).transpose()
@@ -442,6 +689,7 @@ impl Store for RedisStore {
         tokens: &'a Tokens,
     ) -> BoxFuture<'a, Result<Saved, Error>> {
         async move {
+            self.check_keys()?;
             let json = serde_json::to_string(tokens).map_err(|error| ErrorKind::Store {
                 message: format!(
                     "redis store: cannot encode the tokens: {}",
@@ -468,6 +716,7 @@ impl Store for RedisStore {
 
     fn clear<'a>(&'a self, expected: &'a Secret) -> BoxFuture<'a, Result<(), Error>> {
         async move {
+            self.check_keys()?;
             let _deleted: i64 = invoke(
                 &self.connection,
                 CLEAR.key(&*self.tokens_key).arg(expected.expose()),
@@ -480,6 +729,7 @@ impl Store for RedisStore {
 
     fn lease<'a>(&'a self, current: &'a Tokens) -> BoxFuture<'a, Result<Lease, Error>> {
         async move {
+            self.check_keys()?;
             let holder: Arc<str> = holder_token().into();
             let ttl = self.ttl_millis();
             let started = tokio::time::Instant::now();
@@ -539,7 +789,7 @@ impl Store for RedisStore {
 /// This process's hold on a session's refresh lease: extended in the
 /// background while held, released with a compare-and-delete.
 struct RedisLease {
-    connection: ConnectionManager,
+    connection: Connection,
     lease_key: Arc<str>,
     holder: Arc<str>,
     keep_alive: tokio::task::JoinHandle<()>,
@@ -581,12 +831,7 @@ impl RedisLease {
 }
 
 /// Extends the lease every third of its TTL until aborted or lost.
-async fn keep_alive(
-    connection: ConnectionManager,
-    lease_key: Arc<str>,
-    holder: Arc<str>,
-    ttl: Duration,
-) {
+async fn keep_alive(connection: Connection, lease_key: Arc<str>, holder: Arc<str>, ttl: Duration) {
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     loop {
         tokio::time::sleep(ttl / 3).await;
@@ -639,6 +884,85 @@ mod tests {
         let pid = std::process::id().to_string();
         assert_eq!(a.split_once('.').map(|(p, _)| p), Some(pid.as_str()));
         assert_eq!(a.len(), pid.len() + 1 + 32);
+    }
+
+    #[test]
+    fn both_keys_of_a_session_share_one_hash_tag() {
+        assert_eq!(
+            hash_tag("refresh-endpoint:{bsky:alice}:tokens"),
+            Some("bsky:alice")
+        );
+        assert_eq!(
+            hash_tag("a{}b{c}"),
+            None,
+            "an empty tag hashes the whole key"
+        );
+        assert_eq!(hash_tag("no tag"), None);
+        // A `{` or `}` in the prefix or the key moves the tag, but both keys
+        // still share it: they differ only after the closing brace.
+        for (prefix, key) in [
+            ("app{", "k"),
+            ("a}b{", "k"),
+            ("p:", "we{ird}"),
+            ("p:", "x}"),
+        ] {
+            let tokens = format!("{prefix}{{{key}}}:tokens");
+            let lease = format!("{prefix}{{{key}}}:lease");
+            assert!(hash_tag(&tokens).is_some(), "{tokens}");
+            assert_eq!(hash_tag(&tokens), hash_tag(&lease), "{tokens}");
+        }
+    }
+
+    #[test]
+    fn cluster_urls_name_their_seed_nodes_with_the_credentials() {
+        assert!(cluster_nodes("redis://127.0.0.1:6379").unwrap().is_none());
+        assert!(cluster_nodes("rediss://h:1").unwrap().is_none());
+        let (tls, nodes) = cluster_nodes("rediss+cluster://app:p%40ss@h1:7000,h2:7001/")
+            .unwrap()
+            .unwrap();
+        assert!(tls);
+        assert_eq!(
+            nodes,
+            ["rediss://app:p%40ss@h1:7000", "rediss://app:p%40ss@h2:7001"]
+        );
+        let (tls, nodes) = cluster_nodes("redis+cluster://h1:7000").unwrap().unwrap();
+        assert!(!tls);
+        assert_eq!(nodes, ["redis://h1:7000"]);
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://:secret@/",
+            "redis+cluster://h:1/3",
+        ] {
+            let error = cluster_nodes(bad).unwrap_err();
+            assert!(!error.is_retryable());
+            assert!(!error.to_string().contains("secret"), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_tls_material_are_typed_errors_without_the_password() {
+        for url in [
+            "http://u:secret@h",
+            "redis://u:secret@h:notaport",
+            "redis+cluster://u:secret@",
+        ] {
+            let error = RedisStore::connect(url, "k").await.unwrap_err();
+            assert!(!error.is_retryable(), "{url}: {error}");
+            assert!(!error.to_string().contains("secret"), "{error}");
+        }
+        let error = RedisStore::builder("redis://u:secret@127.0.0.1:1")
+            .ca_pem("-----BEGIN CERTIFICATE-----")
+            .connect("k")
+            .await
+            .unwrap_err();
+        assert!(!error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("rediss://"), "{error}");
+        let error = RedisStore::builder("rediss://u:secret@127.0.0.1:1")
+            .ca_pem("not a pem")
+            .connect("k")
+            .await
+            .unwrap_err();
+        assert!(!error.to_string().contains("secret"), "{error}");
     }
 
     #[test]
