@@ -31,6 +31,7 @@ pub mod clock;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
+mod peek;
 pub mod providers;
 pub mod retry;
 mod scrub;
@@ -43,7 +44,8 @@ pub mod tokens;
 pub mod __private;
 
 pub use client::{
-    Client, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
+    Client, ClientBuilder, DEFAULT_API_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT,
+    DEFAULT_USER_AGENT,
 };
 pub use endpoint::Endpoint;
 pub use error::{ApiError, Error, ErrorKind};

@@ -154,7 +154,8 @@ async fn oauth2_sessions_rotate_or_keep_the_refresh_token() {
                 .send()
                 .await
                 .unwrap()
-                .status,
+                .status()
+                .as_u16(),
             200
         );
     }
