@@ -31,6 +31,8 @@ pub mod clock;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "middleware")]
+pub mod middleware;
 mod peek;
 pub mod providers;
 pub mod retry;
@@ -39,6 +41,8 @@ mod secret;
 pub mod session;
 pub mod store;
 pub mod tokens;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 #[doc(hidden)]
 pub mod __private;
@@ -55,6 +59,10 @@ pub use secret::Secret;
 /// The HTTP client this crate is built on, for custom [`auth::Auth`] schemes
 /// and for calls made with [`Client::http`].
 pub use reqwest;
+
+/// The middleware crate [`middleware::SessionMiddleware`] plugs into.
+#[cfg(feature = "middleware")]
+pub use reqwest_middleware;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -83,7 +83,7 @@ pub struct ResponseBody<B: Body> {
 }
 
 impl<B: Body> ResponseBody<B> {
-    fn new(inner: B) -> Self {
+    pub(crate) fn new(inner: B) -> Self {
         ResponseBody {
             read: VecDeque::new(),
             error: None,
