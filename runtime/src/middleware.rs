@@ -72,13 +72,15 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let client = self.session.client();
         let placement = self.session.token_placement();
-        let mut scrubber = client.scrubber();
-        scrubber.add(token);
-        let value = placement.value(token).map_err(|e| failed(e, &scrubber))?;
+        // Errors only: the scrubber is built when one happens.
+        let fail = |error: Error| {
+            let mut scrubber = client.scrubber();
+            scrubber.add(token);
+            reqwest_middleware::Error::middleware(error.scrubbed(&scrubber))
+        };
+        let value = placement.value(token).map_err(fail)?;
         for _ in 0..=MAX_REDIRECTS {
-            client
-                .check_destination(request.url())
-                .map_err(|e| failed(e, &scrubber))?;
+            client.check_destination(request.url()).map_err(fail)?;
             placement.apply(request.headers_mut(), &value);
             let replay = request.try_clone();
             let url = request.url().clone();
@@ -100,9 +102,8 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
                 None => return Ok(response),
             }
         }
-        Err(failed(
+        Err(fail(
             ErrorKind::Invalid(format!("more than {MAX_REDIRECTS} redirects")).into(),
-            &scrubber,
         ))
     }
 }
@@ -121,10 +122,6 @@ impl<E: RefreshEndpoint> std::fmt::Debug for SessionMiddleware<E> {
             .field("session", &self.session)
             .finish()
     }
-}
-
-fn failed(error: Error, scrubber: &crate::scrub::Scrubber) -> reqwest_middleware::Error {
-    reqwest_middleware::Error::middleware(error.scrubbed(scrubber))
 }
 
 #[async_trait::async_trait]

@@ -15,12 +15,15 @@ use crate::envelope::{Envelope, RawResponse};
 pub(crate) const CLASSIFY_PREFIX_BYTES: usize = 16 * 1024;
 
 /// Whether an answer's body is worth reading to classify it: every error
-/// answer (a prefix of it), and a success whose whole body is declared small
-/// (providers such as Cloudreve say "expired" with HTTP 200). A success of
+/// answer (a prefix of it), and, for envelopes that say "expired" with HTTP
+/// 200 (Cloudreve), a success whose whole body is declared small. A success of
 /// unknown or large length — a download, a stream — is never read.
-fn worth_reading(status: StatusCode, headers: &HeaderMap) -> bool {
+fn worth_reading<Env: Envelope + ?Sized>(status: StatusCode, headers: &HeaderMap) -> bool {
     if !status.is_success() {
         return true;
+    }
+    if !Env::EXPIRY_ON_SUCCESS {
+        return false;
     }
     headers
         .get(http::header::CONTENT_LENGTH)
@@ -51,7 +54,7 @@ pub(crate) async fn classify<Env: Envelope + ?Sized, B: Body>(
     body: B,
 ) -> (bool, ResponseBody<B>) {
     let mut body = ResponseBody::new(body);
-    if !worth_reading(status, headers) {
+    if !worth_reading::<Env>(status, headers) {
         return (false, body);
     }
     let prefix = body.read_prefix(CLASSIFY_PREFIX_BYTES).await;
@@ -63,7 +66,7 @@ pub(crate) async fn classify<Env: Envelope + ?Sized, B: Body>(
 pub(crate) async fn classify_reqwest<Env: Envelope + ?Sized>(
     response: reqwest::Response,
 ) -> (bool, reqwest::Response) {
-    if !worth_reading(response.status(), response.headers()) {
+    if !worth_reading::<Env>(response.status(), response.headers()) {
         return (false, response);
     }
     let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();

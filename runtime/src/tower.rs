@@ -232,12 +232,13 @@ where
         let origin = self.origin.clone();
         Box::pin(async move {
             let token = session.access_token().await?;
-            let mut scrubber = session.client().scrubber();
-            scrubber.add(&token);
-            let destination = destination(&request, origin.as_ref());
-            destination
+            destination(&request, origin.as_ref())
                 .and_then(|url| session.client().check_destination(&url))
-                .map_err(|e| e.scrubbed(&scrubber))?;
+                .map_err(|e| {
+                    let mut scrubber = session.client().scrubber();
+                    scrubber.add(&token);
+                    e.scrubbed(&scrubber)
+                })?;
             let placement = session.token_placement();
             let replay = try_clone_request(&request);
             let mut request = request;

@@ -71,6 +71,8 @@ impl<const SUCCESS: i64> Envelope for CodeMsgData<SUCCESS> {
         }
     }
 
+    const EXPIRY_ON_SUCCESS: bool = true;
+
     fn access_token_expired(response: &RawResponse) -> bool {
         response.status == 401
             || serde_json::from_slice::<Head>(&response.body).is_ok_and(|head| head.code == 401)

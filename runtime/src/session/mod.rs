@@ -259,6 +259,7 @@ impl<E: RefreshEndpoint> Session<E> {
     }
 
     /// Where API requests carry the access token.
+    #[cfg_attr(not(any(feature = "middleware", feature = "tower")), allow(dead_code))]
     pub(crate) fn token_placement(&self) -> &TokenPlacement {
         &self.inner.placement
     }
