@@ -18,12 +18,15 @@ use crate::scrub::{self, Scrubber};
 use crate::{Error, ErrorKind, Secret};
 
 /// The most same-origin redirects an authorized request follows.
-const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 
 /// The `User-Agent` sent unless another is set.
 pub const DEFAULT_USER_AGENT: &str = concat!("refresh-endpoint/", env!("CARGO_PKG_VERSION"));
 /// How long a request may take by default, connection and body included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an authorized API request may wait for its answer's headers by
+/// default (its body then streams without a time limit).
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest response body read by default: 1 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
 
@@ -64,6 +67,7 @@ struct Inner {
     headers: HeaderMap,
     timeout: Option<Duration>,
     max_response_bytes: usize,
+    api_timeout: Option<Duration>,
     /// Plain http off this machine allowed (the user opted in).
     allow_insecure_http: bool,
     /// The proxy rules of the environment (`HTTP_PROXY`, `NO_PROXY`, …), as
@@ -88,6 +92,7 @@ impl Client {
             headers: HeaderMap::new(),
             timeout: Some(DEFAULT_TIMEOUT),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            api_timeout: Some(DEFAULT_API_TIMEOUT),
             allow_insecure_http: false,
             http: None,
             secret_headers: Vec::new(),
@@ -283,34 +288,38 @@ impl Client {
         }
     }
 
-    /// Sends a request carrying `token` as `Authorization: Bearer` to a URL
-    /// of the application's API, following redirects within the same origin
-    /// only (never to another scheme, host or port: such a 3xx answer is
-    /// returned as it is). Plain http off this machine is refused.
+    /// Sends a request of the application's API, `authorize` adding the
+    /// access token, following redirects within the same origin only (never
+    /// to another scheme, host or port: such a 3xx answer is returned as it
+    /// is). Plain http off this machine is refused. The answer is not read:
+    /// the API timeout runs until its headers arrive, and its body streams.
     pub(crate) async fn send_authorized(
         &self,
         mut request: reqwest::Request,
         token: &Secret,
-        authorize: impl Fn(&mut reqwest::Request) -> Result<(), Error>,
-    ) -> Result<RawResponse, Error> {
+        authorize: impl Fn(&mut reqwest::Request),
+    ) -> Result<reqwest::Response, Error> {
         let mut scrubber = self.scrubber();
         scrubber.add(token);
         for _ in 0..=MAX_REDIRECTS {
             self.check_destination(request.url())
                 .map_err(|e| e.scrubbed(&scrubber))?;
-            authorize(&mut request)?;
+            authorize(&mut request);
             for value in request.headers().values().filter(|v| v.is_sensitive()) {
                 scrubber.add_header_value(value.as_bytes());
             }
             let replay = request.try_clone();
             let url = request.url().clone();
-            let (response, _) = self
-                .fetch_inner("authorized", request)
+            let response = self
+                .execute_api(request)
                 .await
                 .map_err(|e| e.scrubbed(&scrubber))?;
-            let next = match (location(&response, &url), replay) {
+            let next = match (
+                location_of(response.status().as_u16(), response.headers(), &url),
+                replay,
+            ) {
                 (Some(next), Some(replay)) if next.origin() == url.origin() => {
-                    redirected(replay, response.status, next)
+                    redirected(replay, response.status().as_u16(), next)
                 }
                 _ => None,
             };
@@ -320,6 +329,20 @@ impl Client {
             }
         }
         Err(ErrorKind::Invalid(format!("more than {MAX_REDIRECTS} redirects")).into())
+    }
+
+    /// Sends an API request; the API timeout runs until the answer's headers.
+    async fn execute_api(&self, request: reqwest::Request) -> Result<reqwest::Response, Error> {
+        const NAME: &str = "authorized";
+        tracing::debug!(endpoint = NAME, method = %request.method(), "sending an authorized request");
+        let send = self.inner.http.execute(request);
+        let result = match self.inner.api_timeout {
+            Some(limit) => tokio::time::timeout(limit, send)
+                .await
+                .map_err(|_| Error::from(ErrorKind::Timeout { endpoint: NAME }))?,
+            None => send.await,
+        };
+        result.map_err(|e| Error::transport(NAME, e))
     }
 
     /// Starts a request to a URL of the same provider (relative paths are
@@ -439,20 +462,26 @@ pub(crate) fn unwrap_scrubbed<Env: Envelope + ?Sized, T: serde::de::DeserializeO
 
 /// Where a 3xx answer points, resolved against the request's URL.
 fn location(response: &RawResponse, url: &Url) -> Option<Url> {
-    if !(300..400).contains(&response.status) {
+    location_of(response.status, &response.headers, url)
+}
+
+/// Where an answer with `status` and `headers` points if it is a 3xx,
+/// resolved against the request's URL.
+pub(crate) fn location_of(status: u16, headers: &HeaderMap, url: &Url) -> Option<Url> {
+    if !(300..400).contains(&status) {
         return None;
     }
-    let value = response
-        .headers
-        .get(reqwest::header::LOCATION)?
-        .to_str()
-        .ok()?;
+    let value = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
     url.join(value).ok()
 }
 
 /// The request that follows a redirect: 303, and 301/302 after a POST,
 /// become a GET without a body; 307 and 308 repeat the request as it was.
-fn redirected(mut request: reqwest::Request, status: u16, next: Url) -> Option<reqwest::Request> {
+pub(crate) fn redirected(
+    mut request: reqwest::Request,
+    status: u16,
+    next: Url,
+) -> Option<reqwest::Request> {
     match status {
         301..=303 => {
             if status == 303 && request.method() != Method::HEAD || request.method() == Method::POST
@@ -492,6 +521,7 @@ pub struct ClientBuilder {
     headers: HeaderMap,
     timeout: Option<Duration>,
     max_response_bytes: usize,
+    api_timeout: Option<Duration>,
     allow_insecure_http: bool,
     http: Option<reqwest::Client>,
     secret_headers: Vec<Secret>,
@@ -544,6 +574,17 @@ impl ClientBuilder {
     /// [`ErrorKind::TooLarge`]. Default 1 MiB.
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
         self.max_response_bytes = limit;
+        self
+    }
+
+    /// How long an authorized API request
+    /// ([`Session::authorized`](crate::session::Session::authorized)) may
+    /// wait for the answer's headers; `None` for no limit. Default 30 s. The
+    /// body then streams without a time limit or a size cap: the timeout and
+    /// size cap of [`ClientBuilder::timeout`] and
+    /// [`ClientBuilder::max_response_bytes`] apply to refresh answers only.
+    pub fn api_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.api_timeout = timeout.into();
         self
     }
 
@@ -649,6 +690,7 @@ impl ClientBuilder {
                 headers,
                 timeout: self.timeout,
                 max_response_bytes: self.max_response_bytes,
+                api_timeout: self.api_timeout,
                 allow_insecure_http: self.allow_insecure_http,
                 proxies: hyper_util::client::proxy::matcher::Matcher::from_env(),
                 secret_headers: self.secret_headers,

@@ -36,6 +36,9 @@ pub mod clock;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
+#[cfg(feature = "middleware")]
+pub mod middleware;
+mod peek;
 pub mod providers;
 pub mod retry;
 mod scrub;
@@ -43,12 +46,15 @@ mod secret;
 pub mod session;
 pub mod store;
 pub mod tokens;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use client::{
-    Client, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
+    Client, ClientBuilder, DEFAULT_API_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT,
+    DEFAULT_USER_AGENT,
 };
 pub use endpoint::Endpoint;
 pub use error::{ApiError, Error, ErrorKind};
@@ -58,6 +64,10 @@ pub use secret::Secret;
 /// The HTTP client this crate is built on, for custom [`auth::Auth`] schemes
 /// and for calls made with [`Client::http`].
 pub use reqwest;
+
+/// The middleware crate [`middleware::SessionMiddleware`] plugs into.
+#[cfg(feature = "middleware")]
+pub use reqwest_middleware;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -63,7 +63,8 @@ async fn logs_name_the_refresh_and_its_outcome_but_never_a_token() {
             .send()
             .await
             .unwrap()
-            .status,
+            .status()
+            .as_u16(),
         200
     );
     let after_refresh = session.tokens().unwrap();

@@ -449,6 +449,9 @@ pub trait Declares {
 pub struct Declared<D: ?Sized>(PhantomData<D>);
 
 impl<D: Declares + ?Sized> Envelope for Declared<D> {
+    /// A declared envelope may report an error in a 2xx answer.
+    const EXPIRY_ON_SUCCESS: bool = true;
+
     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
         D::ENVELOPE.unwrap(response)
     }

@@ -161,6 +161,12 @@ pub trait Envelope {
     /// Unwraps a response of the refresh endpoint.
     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error>;
 
+    /// Whether a 2xx answer to an authorized API call may still mean "the
+    /// access token has expired" (Cloudreve answers every error with HTTP
+    /// 200), so that its body is read — when its declared length is small —
+    /// to classify it. Default `false`: only error answers are looked at.
+    const EXPIRY_ON_SUCCESS: bool = false;
+
     /// Whether a response to an authorized API call means "the access token
     /// has expired". By default: HTTP 401.
     fn access_token_expired(response: &RawResponse) -> bool {

@@ -128,6 +128,8 @@ impl<const SUCCESS: i64> CodeMsgData<SUCCESS> {
 }
 
 impl<const SUCCESS: i64> Envelope for CodeMsgData<SUCCESS> {
+    const EXPIRY_ON_SUCCESS: bool = true;
+
     fn unwrap<T: DeserializeOwned>(response: &RawResponse) -> Result<T, Error> {
         Self::ENVELOPE.unwrap(response)
     }

@@ -32,10 +32,12 @@
 //!   [`ErrorKind::Timeout`] while the refresh goes on in the background.
 
 mod hot;
+mod placement;
 mod pool;
 mod refresh;
 mod state;
 
+pub use placement::TokenPlacement;
 pub use pool::{DEFAULT_CAPACITY, MemoryStores, Sessions, SessionsBuilder, SignedOut, StoreFor};
 
 use std::fmt;
@@ -46,7 +48,6 @@ use futures_util::future::{BoxFuture, Either, Shared};
 use tokio::sync::watch;
 
 use crate::clock::{self, Clock, SystemClock};
-use crate::envelope::{Envelope, RawResponse};
 use crate::retry::RetryPolicy;
 use crate::store::{MemoryStore, Saved, Store};
 use crate::tokens::{IntoTokens, Tokens};
@@ -114,7 +115,8 @@ impl<E> RefreshEndpoint for E where
 ///     .authorized(client.http().get("https://bsky.social/xrpc/com.atproto.server.getSession"))
 ///     .send()
 ///     .await?; // refreshed and replayed once if the token had expired
-/// # let _ = (token, me); Ok(()) }
+/// assert!(me.status().is_success()); // a reqwest::Response: its body streams
+/// # let _ = token; Ok(()) }
 /// ```
 pub struct Session<E: RefreshEndpoint> {
     inner: Arc<Inner<E>>,
@@ -150,6 +152,8 @@ struct Inner<E> {
     state: Published,
     flight: Mutex<Option<Flight>>,
     status: watch::Sender<Status>,
+    /// Where API requests carry the access token.
+    placement: TokenPlacement,
 }
 
 impl<E: RefreshEndpoint> Session<E> {
@@ -166,6 +170,7 @@ impl<E: RefreshEndpoint> Session<E> {
             retry: RetryPolicy::default(),
             min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
             max_wait: DEFAULT_MAX_WAIT,
+            placement: TokenPlacement::bearer(),
         }
     }
 
@@ -287,9 +292,26 @@ impl<E: RefreshEndpoint> Session<E> {
         }
     }
 
-    /// Wraps a request to the provider's API: the access token is added as
-    /// `Authorization: Bearer`, and if the answer says it expired, the
-    /// session refreshes and the request is replayed once.
+    /// The token to replay with after the provider rejected `used` as
+    /// expired: refreshed once for however many callers saw `used` rejected.
+    pub(crate) async fn token_after_rejection(&self, used: &Secret) -> Result<Secret, Error> {
+        self.refresh_after_rejection(used).await?;
+        self.current_token()
+    }
+
+    /// Where API requests carry the access token.
+    #[cfg_attr(not(any(feature = "middleware", feature = "tower")), allow(dead_code))]
+    pub(crate) fn token_placement(&self) -> &TokenPlacement {
+        &self.inner.placement
+    }
+
+    /// Wraps a request to the provider's API: the access token is added
+    /// (`Authorization: Bearer` unless
+    /// [`SessionBuilder::token_placement`] says otherwise), and if the answer
+    /// says it expired, the session refreshes and the request is replayed
+    /// once. The answer is a `reqwest::Response`: its body streams, with no
+    /// size cap; [`ClientBuilder::api_timeout`](crate::ClientBuilder::api_timeout)
+    /// bounds the wait for its headers.
     ///
     /// The token goes only where it belongs: plain `http://` off this
     /// machine (a host that is not loopback, or an HTTP proxy) is refused
@@ -363,28 +385,30 @@ pub struct Authorized<'s, E: RefreshEndpoint> {
 }
 
 impl<E: RefreshEndpoint> Authorized<'_, E> {
-    /// Sends the request and reads the whole response (within the client's
-    /// size cap). If the response says the access token expired (per the
-    /// endpoint's envelope), refreshes once and replays the request once; the
-    /// replay's answer is returned whatever it is. A request whose body
-    /// cannot be cloned (a stream) is not replayed.
-    pub async fn send(self) -> Result<RawResponse, Error> {
+    /// Sends the request and returns the answer, its body not read. If the
+    /// answer says the access token expired (per the endpoint's envelope,
+    /// from at most a small prefix of an error answer's body), refreshes once
+    /// and replays the request once; the replay's answer is returned whatever
+    /// it is. A request whose body cannot be cloned (a stream) is not
+    /// replayed: its answer is returned as it is, whole.
+    pub async fn send(self) -> Result<reqwest::Response, Error> {
         let session = self.session;
         let token = session.access_token().await?;
         let replay = self.request.try_clone();
         let response = session.send_with(self.request, &token).await?;
-        if !E::Envelope::access_token_expired(&response) {
+        let (expired, response) = crate::peek::classify_reqwest::<E::Envelope>(response).await;
+        if !expired {
             return Ok(response);
         }
         let Some(replay) = replay else {
             return Ok(response);
         };
+        drop(response);
         tracing::debug!(
             endpoint = E::NAME,
             "access token rejected as expired; refreshing and replaying once"
         );
-        session.refresh_after_rejection(&token).await?;
-        let token = session.current_token()?;
+        let token = session.token_after_rejection(&token).await?;
         session.send_with(replay, &token).await
     }
 }
@@ -394,21 +418,19 @@ impl<E: RefreshEndpoint> Session<E> {
         &self,
         request: reqwest::RequestBuilder,
         token: &Secret,
-    ) -> Result<RawResponse, Error> {
+    ) -> Result<reqwest::Response, Error> {
         let request = request.build().map_err(|e| {
             ErrorKind::Invalid(format!(
                 "the request could not be built: {}",
                 e.without_url()
             ))
         })?;
-        let bearer = crate::auth::bearer_value(token)?;
+        let placement = &self.inner.placement;
+        let value = placement.value(token)?;
         self.inner
             .client
             .send_authorized(request, token, |request| {
-                request
-                    .headers_mut()
-                    .insert(reqwest::header::AUTHORIZATION, bearer.clone());
-                Ok(())
+                placement.apply(request.headers_mut(), &value)
             })
             .await
     }
@@ -427,9 +449,24 @@ pub struct SessionBuilder<E> {
     retry: RetryPolicy,
     min_refresh_interval: Duration,
     max_wait: Duration,
+    placement: TokenPlacement,
 }
 
 impl<E: RefreshEndpoint> SessionBuilder<E> {
+    /// Where API requests carry the access token. Default
+    /// `Authorization: Bearer <token>`.
+    ///
+    /// ```
+    /// # use refresh_endpoint::session::{SessionBuilder, TokenPlacement};
+    /// # fn f<E: refresh_endpoint::session::RefreshEndpoint>(builder: SessionBuilder<E>) -> Result<(), refresh_endpoint::Error> {
+    /// let builder = builder.token_placement(TokenPlacement::header("X-Auth-Token")?);
+    /// # let _ = builder; Ok(()) }
+    /// ```
+    pub fn token_placement(mut self, placement: TokenPlacement) -> Self {
+        self.placement = placement;
+        self
+    }
+
     /// The tokens to start from, when the store holds none (a store that
     /// holds tokens wins: they may have been rotated since).
     pub fn tokens(mut self, tokens: Tokens) -> Self {
@@ -533,6 +570,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
                 )),
                 flight: Mutex::new(None),
                 status,
+                placement: self.placement,
             }),
         })
     }
