@@ -95,13 +95,13 @@ def generate(n):
     return "".join(endpoints), "".join(serialize)
 
 
-def write_crate(base, name, source):
+def write_crate(base, name, source, runtime):
     path = os.path.join(base, name)
     os.makedirs(os.path.join(path, "src"), exist_ok=True)
     with open(os.path.join(path, "Cargo.toml"), "w") as f:
         f.write(
             f'[package]\nname = "{name}"\nversion = "0.0.0"\nedition = "2024"\npublish = false\n\n'
-            f'[dependencies]\nrefresh-endpoint = {{ path = "{os.path.join(ROOT, "runtime")}" }}\n\n'
+            f'[dependencies]\nrefresh-endpoint = {{ path = "{runtime}" }}\n\n'
             "[workspace]\n"
         )
     with open(os.path.join(path, "src", "lib.rs"), "w") as f:
@@ -109,22 +109,22 @@ def write_crate(base, name, source):
     return path
 
 
-def check(path, env, incremental=True):
+def check(path, env, target, incremental=True):
     os.utime(os.path.join(path, "src", "lib.rs"))
     # One target directory per mode: the setting is part of cargo's
     # fingerprint of the runtime, which would otherwise be rebuilt.
     mode = "incremental" if incremental else "full"
     env = dict(env, CARGO_INCREMENTAL="1" if incremental else "0",
-               CARGO_TARGET_DIR=os.path.join(os.path.dirname(path), f"target-{mode}"))
+               CARGO_TARGET_DIR=os.path.join(target, mode))
     start = time.perf_counter()
     subprocess.run(["cargo", "check", "-q", "--offline"], cwd=path, env=env, check=True)
     return time.perf_counter() - start
 
 
-def time_passes(path, env):
+def time_passes(path, env, target):
     os.utime(os.path.join(path, "src", "lib.rs"))
     env = dict(env, RUSTC_BOOTSTRAP="1", CARGO_INCREMENTAL="0",
-               CARGO_TARGET_DIR=os.path.join(os.path.dirname(path), "target-full"))
+               CARGO_TARGET_DIR=os.path.join(target, "full"))
     out = subprocess.run(
         ["cargo", "rustc", "-q", "--offline", "--profile", "check", "--", "-Ztime-passes"],
         cwd=path, env=env, capture_output=True, text=True,
@@ -145,26 +145,33 @@ def main():
     parser.add_argument("--endpoints", type=int, default=200)
     parser.add_argument("--time-passes", action="store_true")
     parser.add_argument("--keep", help="generate into this directory and keep it")
+    parser.add_argument("--runtime", default=os.path.join(ROOT, "runtime"),
+                        help="the runtime crate to depend on (default: this workspace's)")
+    parser.add_argument("--target-dir",
+                        help="where to build (default: in the generated directory); "
+                        "reuse one to compare two versions without rebuilding dependencies")
     args = parser.parse_args()
 
     base = args.keep or tempfile.mkdtemp(prefix="compile-cost-")
     os.makedirs(base, exist_ok=True)
     env = dict(os.environ)
     endpoints_src, serialize_src = generate(args.endpoints)
-    endpoints = write_crate(base, "endpoints", endpoints_src)
-    serialize = write_crate(base, "serialize", serialize_src)
+    runtime = os.path.abspath(args.runtime)
+    target = os.path.abspath(args.target_dir or os.path.join(base, "target"))
+    endpoints = write_crate(base, "endpoints", endpoints_src, runtime)
+    serialize = write_crate(base, "serialize", serialize_src, runtime)
 
     # Untimed: builds the dependencies and warms the caches.
     for path in (endpoints, serialize):
-        check(path, env)
-        check(path, env, incremental=False)
+        check(path, env, target)
+        check(path, env, target, incremental=False)
 
     n = args.endpoints
     for mode, incremental in (("incremental", True), ("full (CARGO_INCREMENTAL=0)", False)):
         times = {endpoints: [], serialize: []}
         for _ in range(args.runs):
             for path in (endpoints, serialize):
-                times[path].append(check(path, env, incremental))
+                times[path].append(check(path, env, target, incremental))
         e = statistics.median(times[endpoints])
         s = statistics.median(times[serialize])
         print(f"cargo check after touch, {mode}, median of {args.runs} runs, {n} structs:")
@@ -174,7 +181,7 @@ def main():
     if args.time_passes:
         for name, path in (("refresh_endpoint", endpoints), ("derive(Serialize)", serialize)):
             print(f"-Ztime-passes, {name} (passes >= 0.02 s):")
-            time_passes(path, env)
+            time_passes(path, env, target)
     if not args.keep:
         print(f"(generated in {base}; remove it when done)", file=sys.stderr)
 

@@ -73,7 +73,12 @@ fn bench(c: &mut Criterion) {
     // Both work, and answer the same.
     let a = runtime.block_on(request.send(&client)).unwrap();
     let b = runtime
-        .block_on(hand_written(client.http(), &url, &refresh_token, &client_id))
+        .block_on(hand_written(
+            client.http(),
+            &url,
+            &refresh_token,
+            &client_id,
+        ))
         .unwrap();
     assert_eq!(a.token_type, b.token_type);
     assert!(!a.access_token.is_empty() && !b.access_token.is_empty());

@@ -82,11 +82,8 @@ fn build_sessions(runtime: &Runtime, n: usize) -> Vec<Session<RefreshSession>> {
     runtime.block_on(async {
         let mut sessions = Vec::with_capacity(n);
         for i in 0..n {
-            let tokens = Tokens::new(
-                token(i, ACCESS_BYTES, 'a'),
-                token(i, REFRESH_BYTES, 'r'),
-            )
-            .with_access_expires_at(until);
+            let tokens = Tokens::new(token(i, ACCESS_BYTES, 'a'), token(i, REFRESH_BYTES, 'r'))
+                .with_access_expires_at(until);
             let session = Session::builder(client.clone(), RefreshSession)
                 .tokens(tokens)
                 .build()

@@ -579,8 +579,16 @@ mod tests {
         assert!(unwrap(r#"[1]"#).is_ok());
         assert!(unwrap(r#"{"access_token":"a"} trailing"#).is_err());
         let numeric = JsonEnvelope::new("n").code("code").success(Success::Int(0));
-        assert!(numeric.unwrap::<Value>(&answer(200, r#"{"code":0,"x":1}"#)).is_ok());
-        assert!(numeric.unwrap::<Value>(&answer(200, r#"{"code":7,"x":1}"#)).is_err());
+        assert!(
+            numeric
+                .unwrap::<Value>(&answer(200, r#"{"code":0,"x":1}"#))
+                .is_ok()
+        );
+        assert!(
+            numeric
+                .unwrap::<Value>(&answer(200, r#"{"code":7,"x":1}"#))
+                .is_err()
+        );
     }
 
     #[test]
