@@ -252,6 +252,26 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
     });
 
+    // A path without parameters is a constant: one function body less per
+    // struct for the compiler to check.
+    let literal_path = spec
+        .segments
+        .iter()
+        .map(|segment| match segment {
+            Segment::Literal(text) => Some(text.as_str()),
+            Segment::Param(_) => None,
+        })
+        .collect::<Option<String>>();
+    let write_path = match literal_path {
+        Some(path) => quote!(const PATH: &'static str = #path;),
+        None => quote! {
+            fn write_path(&self, __path: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
+                #(#path_steps)*
+                ::core::result::Result::Ok(())
+            }
+        },
+    };
+
     let query_steps: Vec<_> = fields_with(input, |field| match &field.role {
         Role::Query(name) => {
             let member = field.ident;
@@ -450,10 +470,7 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
             const METHOD: #krate::__private::Method = #krate::__private::Method::#method;
             const CARRIES_REFRESH_TOKEN: bool = #carries;
 
-            fn write_path(&self, __path: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
-                #(#path_steps)*
-                ::core::result::Result::Ok(())
-            }
+            #write_path
             #write_query
             #write_headers
             #body
