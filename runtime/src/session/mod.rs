@@ -130,14 +130,18 @@ impl<E: RefreshEndpoint> Clone for Session<E> {
 
 type Flight = Shared<BoxFuture<'static, Result<(), Error>>>;
 
+/// In declaration order (`repr(C)`), what the hot path reads first, side by
+/// side: with many sessions, each one it touches is likely a cache miss.
+#[repr(C)]
 struct Inner<E> {
-    client: Client,
-    endpoint: E,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    state: Published,
     /// The clock is the default [`SystemClock`], so the hot path may read
     /// the cheaper [`clock::coarse_unix_nanos`].
     system_clock: bool,
+    clock: Arc<dyn Clock>,
+    client: Client,
+    endpoint: E,
+    store: Arc<dyn Store>,
     skew: Duration,
     jitter: Duration,
     retry: RetryPolicy,
@@ -147,7 +151,6 @@ struct Inner<E> {
     min_refresh_interval: Duration,
     /// How long a caller waits for a refresh at most.
     max_wait: Duration,
-    state: Published,
     flight: Mutex<Option<Flight>>,
     status: watch::Sender<Status>,
 }
