@@ -14,7 +14,10 @@
 //!   (secrets scrubbed from errors, typed provider errors, the path of a
 //!   field that failed to decode, redirects refused).
 //!
-//! Both contenders share one `reqwest::Client` (the crate's `Client::http()`)
+//! - `hand_written_timeout`: the same with the per-request timeout the
+//!   crate's `Client` sets by default (30 s), which costs a timer per call.
+//!
+//! The contenders share one `reqwest::Client` (the crate's `Client::http()`)
 //! so that connection reuse is the same. Figures in BENCHMARKS.md:
 //! `cargo bench -p refresh-endpoint-tests --bench generated_call`.
 
@@ -42,18 +45,21 @@ async fn hand_written(
     url: &str,
     refresh_token: &str,
     client_id: &str,
+    timeout: Option<Duration>,
 ) -> Result<TokenResponse, Box<dyn std::error::Error>> {
     let body = serde_urlencoded::to_string([
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
         ("client_id", client_id),
     ])?;
-    let response = http
+    let mut request = http
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await?;
+        .body(body);
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
+    }
+    let response = request.send().await?;
     if !response.status().is_success() {
         return Err(format!("status {}", response.status()).into());
     }
@@ -92,7 +98,16 @@ fn bench(c: &mut Criterion) {
     });
     run(&mut group, &runtime, "hand_written", || async {
         black_box(
-            hand_written(client.http(), &url, &refresh_token, &client_id)
+            hand_written(client.http(), &url, &refresh_token, &client_id, None)
+                .await
+                .unwrap(),
+        );
+    });
+    // With the timeout the crate sets on every request by default.
+    run(&mut group, &runtime, "hand_written_timeout", || async {
+        let timeout = Some(refresh_endpoint::DEFAULT_TIMEOUT);
+        black_box(
+            hand_written(client.http(), &url, &refresh_token, &client_id, timeout)
                 .await
                 .unwrap(),
         );

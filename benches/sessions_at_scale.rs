@@ -13,9 +13,10 @@
 //!
 //! Both run the same loop on a current-thread runtime: a xorshift generator
 //! picks the index, the call's result is dropped (the token's reference count
-//! goes up and down, as in real use). Each contender's sessions are built
-//! before its timing, and the memory line printed for each N is the growth of
-//! the resident set while building the sessions, divided by N.
+//! goes up and down, as in real use). Both contenders' sessions are built
+//! (and kept) before the timings, and the memory line printed for N ≥
+//! 100,000 is the growth of the resident set while building each, divided
+//! by N.
 //!
 //! `cargo bench -p refresh-endpoint-tests --bench sessions_at_scale`; set
 //! `SCALE_MAX=100000` to stop before a million. Figures in BENCHMARKS.md.
@@ -129,9 +130,14 @@ fn bench(c: &mut Criterion) {
         if n > max {
             break;
         }
+        // Both sets alive at once, so that neither reuses memory the other
+        // freed (the resident set does not shrink on free).
         let before = rss();
         let sessions = build_sessions(&runtime, n);
         let session_rss = rss().saturating_sub(before);
+        let before = rss();
+        let locks = build_locks(n);
+        let lock_rss = rss().saturating_sub(before);
         group.bench_function(format!("session/{n}"), |b| {
             b.iter_custom(|iters| {
                 let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
@@ -145,11 +151,6 @@ fn bench(c: &mut Criterion) {
                 })
             })
         });
-        drop(sessions);
-
-        let before = rss();
-        let locks = build_locks(n);
-        let lock_rss = rss().saturating_sub(before);
         group.bench_function(format!("std_rwlock/{n}"), |b| {
             b.iter_custom(|iters| {
                 let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
@@ -163,7 +164,7 @@ fn bench(c: &mut Criterion) {
                 })
             })
         });
-        drop(locks);
+        drop((sessions, locks));
         if n >= 100_000 {
             println!(
                 "memory N={n}: session {} B/session, std_rwlock {} B/entry \

@@ -39,7 +39,7 @@ mod state;
 pub use pool::{DEFAULT_CAPACITY, MemoryStores, Sessions, SessionsBuilder, SignedOut, StoreFor};
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, Either, Shared};
@@ -152,7 +152,25 @@ struct Inner<E> {
     /// How long a caller waits for a refresh at most.
     max_wait: Duration,
     flight: Mutex<Option<Flight>>,
-    status: watch::Sender<Status>,
+    /// Made on the first [`Session::watch_status`] (or sign-out): a watch
+    /// channel is some 400 bytes, and most sessions are never watched.
+    status: OnceLock<watch::Sender<Status>>,
+}
+
+impl<E> Inner<E> {
+    /// The status, as the current state tells it.
+    fn status(&self) -> Status {
+        match &self.state.load().kind {
+            Kind::Active(_) => Status::Active,
+            Kind::SignedOut(reason) => Status::SignedOut(reason.clone()),
+        }
+    }
+
+    /// The status channel, made now if it was not: starting from the
+    /// current state, so that a change published before is not missed.
+    fn status_sender(&self) -> &watch::Sender<Status> {
+        self.status.get_or_init(|| watch::channel(self.status()).0)
+    }
 }
 
 impl<E: RefreshEndpoint> Session<E> {
@@ -317,13 +335,13 @@ impl<E: RefreshEndpoint> Session<E> {
 
     /// Whether the session is active or signed out.
     pub fn status(&self) -> Status {
-        self.inner.status.borrow().clone()
+        self.inner.status()
     }
 
     /// A receiver told of every status change, for an application that must
     /// know when the user has to sign in again.
     pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.inner.status.subscribe()
+        self.inner.status_sender().subscribe()
     }
 
     /// The client the session refreshes through.
@@ -513,7 +531,6 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
             },
             (None, None) => return Err(ErrorKind::SignInAgain(None).into()),
         };
-        let (status, _) = watch::channel(Status::Active);
         let system_clock = self.clock.is_none();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let now = clock.now();
@@ -535,7 +552,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
                     Kind::Active(Active::new(tokens, self.skew, self.jitter, now)),
                 )),
                 flight: Mutex::new(None),
-                status,
+                status: OnceLock::new(),
             }),
         })
     }
