@@ -84,6 +84,7 @@ fn bench(c: &mut Criterion) {
             &url,
             &refresh_token,
             &client_id,
+            None,
         ))
         .unwrap();
     assert_eq!(a.token_type, b.token_type);
