@@ -252,6 +252,26 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
     });
 
+    // A path without parameters is a constant: one function body less per
+    // struct for the compiler to check.
+    let literal_path = spec
+        .segments
+        .iter()
+        .map(|segment| match segment {
+            Segment::Literal(text) => Some(text.as_str()),
+            Segment::Param(_) => None,
+        })
+        .collect::<Option<String>>();
+    let write_path = match literal_path {
+        Some(path) => quote!(const PATH: &'static str = #path;),
+        None => quote! {
+            fn write_path(&self, __path: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
+                #(#path_steps)*
+                ::core::result::Result::Ok(())
+            }
+        },
+    };
+
     let query_steps: Vec<_> = fields_with(input, |field| match &field.role {
         Role::Query(name) => {
             let member = field.ident;
@@ -366,6 +386,24 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         ),
         _ => (quote!(), quote!(::core::option::Option::None), ""),
     };
+    // `send` returns the runtime's future rather than being an `async fn`:
+    // an `async fn` per struct is a state machine per struct for rustc to
+    // type-check, borrow-check and check auto traits on (most of the
+    // compile cost of a crate with many endpoints).
+    let send_token_param = match spec.auth {
+        Auth::RefreshBearer => quote!(, refresh_token: &'__r #krate::Secret),
+        _ => quote!(),
+    };
+    let captures: Vec<TokenStream> = item
+        .generics
+        .params
+        .iter()
+        .map(|param| match param {
+            syn::GenericParam::Lifetime(p) => p.lifetime.to_token_stream(),
+            syn::GenericParam::Type(p) => p.ident.to_token_stream(),
+            syn::GenericParam::Const(p) => p.ident.to_token_stream(),
+        })
+        .collect();
     let token_pass = match spec.auth {
         Auth::RefreshBearer => quote!(, refresh_token),
         _ => quote!(),
@@ -397,6 +435,23 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         }
         _ => None,
     };
+    // `send_blocking` exists with the runtime's `blocking` feature, which
+    // turns on this crate's: deciding here rather than through a
+    // `macro_rules!` of the runtime spares the compiler an expansion per
+    // struct.
+    let blocking = cfg!(feature = "blocking").then(|| {
+        quote! {
+            impl #impl_generics #ident #ty_generics #where_clause {
+                #[doc = #blocking_doc]
+                #vis fn send_blocking(
+                    &self,
+                    client: &#krate::Client #token_param
+                ) -> ::core::result::Result<#response, #krate::Error> {
+                    #krate::__private::block_on(self.send(client #token_pass))
+                }
+            }
+        }
+    });
     let serde_krate = (spec.body != Body::None).then_some(krate);
     let item_tokens = emit_struct(item, serde_krate);
 
@@ -415,10 +470,7 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
             const METHOD: #krate::__private::Method = #krate::__private::Method::#method;
             const CARRIES_REFRESH_TOKEN: bool = #carries;
 
-            fn write_path(&self, __path: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
-                #(#path_steps)*
-                ::core::result::Result::Ok(())
-            }
+            #write_path
             #write_query
             #write_headers
             #body
@@ -428,25 +480,17 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
 
         impl #impl_generics #ident #ty_generics #where_clause {
             #[doc = #send_doc]
-            #vis async fn send(
-                &self,
-                client: &#krate::Client #token_param
-            ) -> ::core::result::Result<#response, #krate::Error> {
-                #krate::Client::send(client, self, #token_arg).await
+            #vis fn send<'__r>(
+                &'__r self,
+                client: &'__r #krate::Client #send_token_param
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#response, #krate::Error>,
+            > + use<'__r #(, #captures)*> {
+                #krate::Client::send(client, self, #token_arg)
             }
         }
 
-        #krate::__private::if_blocking! {
-            impl #impl_generics #ident #ty_generics #where_clause {
-                #[doc = #blocking_doc]
-                #vis fn send_blocking(
-                    &self,
-                    client: &#krate::Client #token_param
-                ) -> ::core::result::Result<#response, #krate::Error> {
-                    #krate::__private::block_on(self.send(client #token_pass))
-                }
-            }
-        }
+        #blocking
     }
 }
 

@@ -37,8 +37,16 @@ pub trait Endpoint {
     /// Whether a field carries the refresh token (`#[refresh_token]`).
     const CARRIES_REFRESH_TOKEN: bool = false;
 
-    /// Appends the path (starting with `/`) with its parameters percent-encoded.
-    fn write_path(&self, path: &mut String) -> Result<(), Error>;
+    /// The path (starting with `/`) when it has no parameters: what the
+    /// default [`write_path`](Endpoint::write_path) appends.
+    const PATH: &'static str = "";
+
+    /// Appends the path (starting with `/`) with its parameters
+    /// percent-encoded. By default, [`PATH`](Endpoint::PATH).
+    fn write_path(&self, path: &mut String) -> Result<(), Error> {
+        path.push_str(Self::PATH);
+        Ok(())
+    }
 
     /// Appends the query parameters.
     fn write_query(&self, query: &mut Vec<(&'static str, String)>) -> Result<(), Error> {

@@ -252,6 +252,9 @@ impl JsonEnvelope {
         if response.is_success() && success == Success::Status {
             return self.decode_data(response, None);
         }
+        if response.is_success() && self.succeeded_at_top_level(response, success) {
+            return self.decode_data(response, None);
+        }
         let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
         let code = parsed.as_ref().and_then(|body| self.code_of(body));
         if response.is_success() {
@@ -338,6 +341,33 @@ impl JsonEnvelope {
         let data = lookup(&body, at).cloned().unwrap_or(Value::Null);
         let bytes = serde_json::to_vec(&data).unwrap_or_default();
         decode_json(response.endpoint, &bytes, at.trim_start_matches('/'))
+    }
+
+    /// Whether a successful answer is a success by its code, found without
+    /// building the whole body as a `Value` (the common case: the code is a
+    /// top-level field, the success value the whole body). `false` when that
+    /// cannot be told this way: [`JsonEnvelope::unwrap`] then parses it all.
+    fn succeeded_at_top_level(&self, response: &RawResponse, success: Success) -> bool {
+        let at = self.code_at().unwrap_or("error");
+        if at.is_empty() || at.starts_with('/') || !self.data_at().is_empty() {
+            return false;
+        }
+        let Ok(value) = top_level_field(&response.body, at) else {
+            return false;
+        };
+        let code = match value {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+        };
+        match success {
+            Success::NoCode => code.is_none(),
+            Success::Code(expected) => code.as_deref() == Some(expected),
+            Success::Int(expected) => {
+                code.as_deref().and_then(|c| c.parse::<i64>().ok()) == Some(expected)
+            }
+            Success::Status | Success::Flag(_) => false,
+        }
     }
 
     /// An error answer without the declared shape.
@@ -427,6 +457,56 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// The value of the top-level field `name` of a JSON object body (the last
+/// one if repeated, as `Value` keeps), the rest skipped without being built;
+/// `Err` when the body is not one JSON object.
+fn top_level_field(body: &[u8], name: &str) -> Result<Option<Value>, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use std::fmt;
+
+    struct KeyIs<'n>(&'n str);
+    impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl<'de> Visitor<'de> for KeyIs<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+            Ok(key == self.0)
+        }
+    }
+
+    struct Field<'n>(&'n str);
+    impl<'de> Visitor<'de> for Field<'_> {
+        type Value = Option<Value>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(is_it) = map.next_key_seed(KeyIs(self.0))? {
+                match is_it {
+                    true => found = Some(map.next_value::<Value>()?),
+                    false => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let found = deserializer.deserialize_map(Field(name))?;
+    deserializer.end()?;
+    Ok(found)
+}
+
 /// A JSON pointer (`/a/0/b`) or a top-level field name.
 fn lookup<'v>(body: &'v Value, at: &str) -> Option<&'v Value> {
     if at.is_empty() {
@@ -482,6 +562,36 @@ mod tests {
         assert!(glob("*", ""));
         assert!(!glob("a*b", "ac"));
         assert!(glob("a*b*c", "aXbYbc"));
+    }
+
+    /// The quick look at a top-level code decides as the full parse does.
+    #[test]
+    fn the_top_level_code_is_read_as_the_whole_body_would_be() {
+        const E: JsonEnvelope =
+            JsonEnvelope::new("gh").rules(&[Rule::code("bad_refresh_token", Outcome::Terminal)]);
+        let unwrap = |body: &str| E.unwrap::<Value>(&answer(200, body));
+        // A code anywhere among the fields, escaped keys, the last of two.
+        assert!(unwrap(r#"{"a":[1,{"error":0}],"error":"bad_refresh_token"}"#).is_err());
+        assert!(unwrap(r#"{"\u0065rror":"bad_refresh_token"}"#).is_err());
+        assert!(unwrap(r#"{"error":null,"error":"x"}"#).is_err());
+        assert!(unwrap(r#"{"error":"x","error":null}"#).is_ok());
+        // A null or nested code is no code.
+        assert!(unwrap(r#"{"error":null,"access_token":"a"}"#).is_ok());
+        assert!(unwrap(r#"{"data":{"error":"x"}}"#).is_ok());
+        // Not one object: the full parse decides, and the decode names it.
+        assert!(unwrap(r#"[1]"#).is_ok());
+        assert!(unwrap(r#"{"access_token":"a"} trailing"#).is_err());
+        let numeric = JsonEnvelope::new("n").code("code").success(Success::Int(0));
+        assert!(
+            numeric
+                .unwrap::<Value>(&answer(200, r#"{"code":0,"x":1}"#))
+                .is_ok()
+        );
+        assert!(
+            numeric
+                .unwrap::<Value>(&answer(200, r#"{"code":7,"x":1}"#))
+                .is_err()
+        );
     }
 
     #[test]

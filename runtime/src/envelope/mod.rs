@@ -181,8 +181,14 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
     body: &[u8],
     prefix: &str,
 ) -> Result<T, Error> {
+    // The common case, a body that decodes, without tracking the path
+    // (which records every key on the way); a body that does not is decoded
+    // again, tracking it, for the error.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let (path, error) = match serde_path_to_error::deserialize(&mut deserializer) {
+    let (path, error) = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => match deserializer.end() {
             Ok(()) => return Ok(value),
             Err(error) => (".".to_owned(), error),

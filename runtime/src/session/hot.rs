@@ -10,9 +10,16 @@
 //! thread-local lookup, one atomic load of the version and the token's
 //! reference count, and the token is one of several copies of the same
 //! string (one per thread, up to [`max_copies`]), so that threads on
-//! different cores do not write to the same cache line. Anything else (an
-//! older entry, another session in the slot, a deadline close or past) is
-//! answered from the state itself.
+//! different cores do not write to the same cache line.
+//!
+//! Anything else is answered from the state itself: its deadline and its
+//! token. An entry is only (re)filled when the same session misses at the
+//! same slot twice in a row, so a thread that serves many sessions at random
+//! (a server holding thousands of accounts) neither evicts its entries on
+//! every call nor drops a token of another session (a write to a cold cache
+//! line) to cache one it will not see again; and a state's extra copies of
+//! its token are made only when a thread first caches it, so an idle session
+//! holds its token once.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::{ArcSwap, Guard};
 
-use super::state::{Kind, State};
+use super::state::State;
 use crate::Secret;
 
 /// Entries per thread, each for one session: a thread that calls up to this
@@ -75,52 +82,69 @@ impl Published {
         // During thread teardown the cache may be gone: the slow path answers.
         let cached = CACHE.try_with(|cache| {
             let cache = &mut *cache.borrow_mut();
-            let entry = &mut cache.entries[self.id as usize % SLOTS];
-            if entry.session != self.id || entry.version != version {
-                let shard = cache.shard.get_or_insert_with(next_shard);
-                let state = self.state.load();
-                *entry = Entry {
-                    session: self.id,
-                    version,
-                    hand_out_until: state.hand_out_until,
-                    token: state
-                        .copies
-                        .get(*shard % state.copies.len().max(1))
-                        .cloned(),
+            let slot = self.id as usize % SLOTS;
+            let entry = &mut cache.entries[slot];
+            if entry.session == self.id && entry.version == version {
+                return match now < entry.hand_out_until {
+                    true => entry.token.clone(),
+                    false => None,
                 };
             }
-            if now < entry.hand_out_until {
-                entry.token.clone()
-            } else {
-                None
-            }
+            self.miss(cache, slot, version, now)
         });
         cached.ok().flatten()
+    }
+
+    /// The answer from the state itself; the entry is filled when this
+    /// session missed at this slot just before.
+    #[cold]
+    fn miss(&self, cache: &mut Cache, slot: usize, version: u64, now: u64) -> Option<Secret> {
+        let state = self.state.load();
+        if cache.missed[slot] != self.id {
+            cache.missed[slot] = self.id;
+            return match now < state.hand_out_until {
+                true => state.token.clone(),
+                false => None,
+            };
+        }
+        let shard = *cache.shard.get_or_insert_with(next_shard);
+        let entry = &mut cache.entries[slot];
+        *entry = Entry {
+            session: self.id,
+            version,
+            hand_out_until: state.hand_out_until,
+            token: state.copy(shard),
+        };
+        match now < entry.hand_out_until {
+            true => entry.token.clone(),
+            false => None,
+        }
+    }
+}
+
+impl State {
+    /// The copy of the token the thread of `shard` takes (made on first use).
+    fn copy(&self, shard: usize) -> Option<Secret> {
+        let token = self.token.as_ref()?;
+        match shard % max_copies() {
+            0 => Some(token.clone()),
+            i => {
+                let copies = self.copies.get_or_init(|| {
+                    (1..max_copies())
+                        .map(|_| Secret::new(token.expose()))
+                        .collect()
+                });
+                copies.get(i - 1).cloned()
+            }
+        }
     }
 }
 
 /// How many copies of an access token a state holds for the hot path: one
-/// per core, at most 8.
+/// per core, at most 8 (the token itself and up to 7 separate copies).
 pub(crate) fn max_copies() -> usize {
     static COPIES: OnceLock<usize> = OnceLock::new();
     *COPIES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
-}
-
-/// The copies of `kind`'s access token for the hot path: the token itself
-/// and separately allocated copies of it. None when signed out.
-pub(crate) fn copies(kind: &Kind) -> Box<[Secret]> {
-    match kind {
-        Kind::Active(active) => {
-            let token = &active.tokens.access_token;
-            (0..max_copies())
-                .map(|i| match i {
-                    0 => token.clone(),
-                    _ => Secret::new(token.expose()),
-                })
-                .collect()
-        }
-        Kind::SignedOut(_) => Box::default(),
-    }
 }
 
 /// One thread's view of up to [`SLOTS`] sessions.
@@ -128,6 +152,8 @@ struct Cache {
     /// Which copy of a token this thread takes, chosen at its first call.
     shard: Option<usize>,
     entries: [Entry; SLOTS],
+    /// Per slot, the session that last missed there (0 for none).
+    missed: [u64; SLOTS],
 }
 
 /// Spreads threads over the copies: each new thread takes the next one.
@@ -156,6 +182,7 @@ thread_local! {
                     token: None,
                 }
             }; SLOTS],
+            missed: [0; SLOTS],
         })
     };
 }

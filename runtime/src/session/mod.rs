@@ -41,7 +41,7 @@ pub use placement::TokenPlacement;
 pub use pool::{DEFAULT_CAPACITY, MemoryStores, Sessions, SessionsBuilder, SignedOut, StoreFor};
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, Either, Shared};
@@ -132,14 +132,18 @@ impl<E: RefreshEndpoint> Clone for Session<E> {
 
 type Flight = Shared<BoxFuture<'static, Result<(), Error>>>;
 
+/// In declaration order (`repr(C)`), what the hot path reads first, side by
+/// side: with many sessions, each one it touches is likely a cache miss.
+#[repr(C)]
 struct Inner<E> {
-    client: Client,
-    endpoint: E,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    state: Published,
     /// The clock is the default [`SystemClock`], so the hot path may read
     /// the cheaper [`clock::coarse_unix_nanos`].
     system_clock: bool,
+    clock: Arc<dyn Clock>,
+    client: Client,
+    endpoint: E,
+    store: Arc<dyn Store>,
     skew: Duration,
     jitter: Duration,
     retry: RetryPolicy,
@@ -149,11 +153,28 @@ struct Inner<E> {
     min_refresh_interval: Duration,
     /// How long a caller waits for a refresh at most.
     max_wait: Duration,
-    state: Published,
     flight: Mutex<Option<Flight>>,
-    status: watch::Sender<Status>,
+    /// Made on the first [`Session::watch_status`] (or sign-out): a watch
+    /// channel is some 400 bytes, and most sessions are never watched.
+    status: OnceLock<watch::Sender<Status>>,
     /// Where API requests carry the access token.
     placement: TokenPlacement,
+}
+
+impl<E> Inner<E> {
+    /// The status, as the current state tells it.
+    fn status(&self) -> Status {
+        match &self.state.load().kind {
+            Kind::Active(_) => Status::Active,
+            Kind::SignedOut(reason) => Status::SignedOut(reason.clone()),
+        }
+    }
+
+    /// The status channel, made now if it was not: starting from the
+    /// current state, so that a change published before is not missed.
+    fn status_sender(&self) -> &watch::Sender<Status> {
+        self.status.get_or_init(|| watch::channel(self.status()).0)
+    }
 }
 
 impl<E: RefreshEndpoint> Session<E> {
@@ -336,13 +357,13 @@ impl<E: RefreshEndpoint> Session<E> {
 
     /// Whether the session is active or signed out.
     pub fn status(&self) -> Status {
-        self.inner.status.borrow().clone()
+        self.inner.status()
     }
 
     /// A receiver told of every status change, for an application that must
     /// know when the user has to sign in again.
     pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.inner.status.subscribe()
+        self.inner.status_sender().subscribe()
     }
 
     /// The client the session refreshes through.
@@ -547,7 +568,6 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
             },
             (None, None) => return Err(ErrorKind::SignInAgain(None).into()),
         };
-        let (status, _) = watch::channel(Status::Active);
         let system_clock = self.clock.is_none();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let now = clock.now();
@@ -569,7 +589,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
                     Kind::Active(Active::new(tokens, self.skew, self.jitter, now)),
                 )),
                 flight: Mutex::new(None),
-                status,
+                status: OnceLock::new(),
                 placement: self.placement,
             }),
         })

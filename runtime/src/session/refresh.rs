@@ -371,7 +371,9 @@ async fn sign_out<E: RefreshEndpoint>(inner: &Inner<E>, dead: &Secret, reason: O
         tracing::warn!(%error, "could not clear the store after sign-out");
     }
     publish(inner, Kind::SignedOut(reason.clone()));
-    inner.status.send_replace(Status::SignedOut(reason));
+    inner
+        .status_sender()
+        .send_replace(Status::SignedOut(reason));
 }
 
 /// After a failed refresh, hold off proactive attempts for a while.

@@ -1,5 +1,6 @@
 //! What a session knows at one moment; replaced whole, never mutated.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::unix_nanos;
@@ -15,9 +16,13 @@ pub(crate) struct State {
     /// access token as it is, without asking for a refresh: the hot path's
     /// one comparison. 0 when signed out or unsaved.
     pub hand_out_until: u64,
-    /// The access token and copies of it for the hot path (see
-    /// [`super::hot`]); empty when it may not be handed out as it is.
-    pub copies: Box<[Secret]>,
+    /// The access token for the hot path (see [`super::hot`]); `None` when
+    /// it may not be handed out as it is.
+    pub token: Option<Secret>,
+    /// Separately allocated copies of `token`, made when a thread first
+    /// caches this state, so that threads on different cores bump different
+    /// reference counts.
+    pub copies: OnceLock<Box<[Secret]>>,
     pub kind: Kind,
 }
 
@@ -29,14 +34,15 @@ impl State {
             }
             _ => 0,
         };
-        let copies = match hand_out_until {
-            0 => Box::default(),
-            _ => super::hot::copies(&kind),
+        let token = match (&kind, hand_out_until) {
+            (_, 0) | (Kind::SignedOut(_), _) => None,
+            (Kind::Active(active), _) => Some(active.tokens.access_token.clone()),
         };
         State {
             generation,
             hand_out_until,
-            copies,
+            token,
+            copies: OnceLock::new(),
             kind,
         }
     }
