@@ -66,6 +66,13 @@ fn stubs(args: &attr::Args, item: &DeriveInput) -> TokenStream {
         }
         _ => quote!(),
     };
+    // The bodies answer an error rather than panic; they are only emitted
+    // next to the attribute's compile error, so they never run.
+    let refused = quote! {
+        ::core::result::Result::Err(#krate::Error::from(#krate::ErrorKind::Invalid(
+            ::std::string::String::from("#[refresh_endpoint] reported an error on this struct"),
+        )))
+    };
     // Not for a generic struct: the response type's bounds are unknown.
     let generic = !item.generics.params.is_empty();
     let endpoint = args.response.as_ref().filter(|_| !generic).map(|response| {
@@ -78,7 +85,7 @@ fn stubs(args: &attr::Args, item: &DeriveInput) -> TokenStream {
                 const NAME: &'static str = "";
                 const METHOD: #krate::__private::Method = #krate::__private::Method::POST;
                 fn write_path(&self, _: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
-                    ::core::unimplemented!()
+                    #refused
                 }
             }
         }
@@ -93,7 +100,7 @@ fn stubs(args: &attr::Args, item: &DeriveInput) -> TokenStream {
                 &self,
                 _client: &#krate::Client #token_param
             ) -> ::core::result::Result<#response, #krate::Error> {
-                ::core::unimplemented!()
+                #refused
             }
 
             #[doc(hidden)]
@@ -101,7 +108,7 @@ fn stubs(args: &attr::Args, item: &DeriveInput) -> TokenStream {
                 &self,
                 _client: &#krate::Client #token_param
             ) -> ::core::result::Result<#response, #krate::Error> {
-                ::core::unimplemented!()
+                #refused
             }
         }
     }
