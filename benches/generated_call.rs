@@ -20,11 +20,16 @@
 //! The contenders share one `reqwest::Client` (the crate's `Client::http()`)
 //! so that connection reuse is the same. Figures in BENCHMARKS.md:
 //! `cargo bench -p refresh-endpoint-tests --bench generated_call`.
+//!
+//! With `BENCH_CALLS=<contender>:<n>` the bench makes `n` calls of one
+//! contender and exits, without criterion: run it under
+//! `valgrind --tool=callgrind` with two values of `n` to count the
+//! instructions of one call (see BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use refresh_endpoint::providers::oauth2::TokenResponse;
 use refresh_endpoint::{Client, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::OAuth2Mock;
@@ -142,5 +147,38 @@ async fn setup() -> (OAuth2Mock, Client, String, PublicRefresh) {
     (server, client, url, request)
 }
 
+/// `BENCH_CALLS=<contender>:<n>`: `n` calls of one contender, for counting
+/// instructions.
+fn fixed_calls(spec: &str) {
+    let (name, n) = spec.split_once(':').expect("BENCH_CALLS=<contender>:<n>");
+    let n: usize = n.parse().expect("a number of calls");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_server, client, url, request) = runtime.block_on(setup());
+    let refresh_token = request.refresh_token.expose().to_owned();
+    runtime.block_on(async {
+        for _ in 0..n {
+            match name {
+                "generated" => drop(black_box(request.send(&client).await.unwrap())),
+                "hand_written" => drop(black_box(
+                    hand_written(client.http(), &url, &refresh_token, "cli", None)
+                        .await
+                        .unwrap(),
+                )),
+                other => panic!("no contender {other}"),
+            }
+        }
+    });
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("BENCH_CALLS") {
+        return fixed_calls(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -2,10 +2,13 @@
 //! of its tower layer, against adding `Authorization: Bearer` by hand, on the
 //! same loopback server, in one run.
 //!
-//! Four entries, one GET each, its whole (2-byte) answer read:
+//! Five entries, one GET each, its whole (2-byte) answer read:
 //! - `reqwest/by_hand`: a `reqwest::Client`, the header added by hand;
 //! - `reqwest/middleware`: a `ClientWithMiddleware` over the same client
 //!   with `SessionMiddleware` (the token fresh: no refresh in the loop);
+//! - `reqwest/stack_by_hand`: a `ClientWithMiddleware` over the same client
+//!   with no middleware, the header added by hand: what the middleware
+//!   replaces in an application that already has the stack;
 //! - `hyper/by_hand`: a hyper-util client, the header added by hand;
 //! - `hyper/tower`: the same client behind `SessionLayer`.
 //!
@@ -15,13 +18,18 @@
 //!
 //! `cargo bench -p refresh-endpoint-tests --bench stacks`; figures in
 //! BENCHMARKS.md.
+//!
+//! With `BENCH_CALLS=<entry>:<n>` (an entry as `reqwest/by_hand`) the bench
+//! makes `n` requests of one entry and exits, without criterion: run it
+//! under `valgrind --tool=callgrind` with two values of `n` to count the
+//! instructions of one request (see BENCHMARKS.md).
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
@@ -72,7 +80,22 @@ fn start_server() -> String {
     rx.recv().unwrap()
 }
 
-fn bench(c: &mut Criterion) {
+/// The four ways to make the request, sharing one server and one session.
+struct Stacks {
+    rt: tokio::runtime::Runtime,
+    me: String,
+    bearer: String,
+    reqwest_client: reqwest::Client,
+    middleware: reqwest_middleware::ClientWithMiddleware,
+    bare_stack: reqwest_middleware::ClientWithMiddleware,
+    hyper: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    layered: refresh_endpoint::tower::SessionService<
+        HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+        RefreshSession,
+    >,
+}
+
+fn stacks() -> Stacks {
     let url = start_server();
     let me = format!("{url}/me");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -92,51 +115,117 @@ fn bench(c: &mut Criterion) {
         .build();
     let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let layered = SessionLayer::new(session.clone()).layer(hyper.clone());
+    let bare_stack = reqwest_middleware::ClientBuilder::new(reqwest_client.clone()).build();
     let bearer = format!("Bearer {TOKEN}");
+    Stacks {
+        rt,
+        me,
+        bearer,
+        reqwest_client,
+        middleware,
+        bare_stack,
+        hyper,
+        layered,
+    }
+}
 
+impl Stacks {
+    async fn by_hand_reqwest(&self) -> Bytes {
+        let answer = self
+            .reqwest_client
+            .get(&self.me)
+            .header("authorization", &self.bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.bytes().await.unwrap()
+    }
+
+    async fn middleware(&self) -> Bytes {
+        let answer = self.middleware.get(&self.me).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.bytes().await.unwrap()
+    }
+
+    async fn by_hand_stack(&self) -> Bytes {
+        let answer = self
+            .bare_stack
+            .get(&self.me)
+            .header("authorization", &self.bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.bytes().await.unwrap()
+    }
+
+    async fn by_hand_hyper(&self) -> Bytes {
+        let request = http::Request::get(&self.me)
+            .header("authorization", &self.bearer)
+            .body(Full::default())
+            .unwrap();
+        let answer = self.hyper.request(request).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    async fn tower(&self) -> Bytes {
+        let request = http::Request::get(&self.me).body(Full::default()).unwrap();
+        let mut service = self.layered.clone();
+        let answer = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    async fn entry(&self, name: &str) -> Bytes {
+        match name {
+            "reqwest/by_hand" => self.by_hand_reqwest().await,
+            "reqwest/middleware" => self.middleware().await,
+            "reqwest/stack_by_hand" => self.by_hand_stack().await,
+            "hyper/by_hand" => self.by_hand_hyper().await,
+            "hyper/tower" => self.tower().await,
+            other => panic!("no entry {other}"),
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let stacks = stacks();
+    let rt = &stacks.rt;
     let mut group = c.benchmark_group("stacks");
     group.measurement_time(Duration::from_secs(10));
-    group.bench_function("reqwest/by_hand", |b| {
-        b.to_async(&rt).iter(|| async {
-            let answer = reqwest_client
-                .get(&me)
-                .header("authorization", &bearer)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 200);
-            answer.bytes().await.unwrap()
-        })
-    });
-    group.bench_function("reqwest/middleware", |b| {
-        b.to_async(&rt).iter(|| async {
-            let answer = middleware.get(&me).send().await.unwrap();
-            assert_eq!(answer.status(), 200);
-            answer.bytes().await.unwrap()
-        })
-    });
-    group.bench_function("hyper/by_hand", |b| {
-        b.to_async(&rt).iter(|| async {
-            let request = http::Request::get(&me)
-                .header("authorization", &bearer)
-                .body(Full::default())
-                .unwrap();
-            let answer = hyper.request(request).await.unwrap();
-            assert_eq!(answer.status(), 200);
-            answer.into_body().collect().await.unwrap().to_bytes()
-        })
-    });
-    group.bench_function("hyper/tower", |b| {
-        b.to_async(&rt).iter(|| async {
-            let request = http::Request::get(&me).body(Full::default()).unwrap();
-            let mut service = layered.clone();
-            let answer = service.ready().await.unwrap().call(request).await.unwrap();
-            assert_eq!(answer.status(), 200);
-            answer.into_body().collect().await.unwrap().to_bytes()
-        })
-    });
+    for name in [
+        "reqwest/by_hand",
+        "reqwest/middleware",
+        "reqwest/stack_by_hand",
+        "hyper/by_hand",
+        "hyper/tower",
+    ] {
+        group.bench_function(name, |b| b.to_async(rt).iter(|| stacks.entry(name)));
+    }
     group.finish();
 }
 
+/// `BENCH_CALLS=<entry>:<n>`: `n` requests of one entry, for counting
+/// instructions.
+fn fixed_calls(spec: &str) {
+    let (name, n) = spec.split_once(':').expect("BENCH_CALLS=<entry>:<n>");
+    let n: usize = n.parse().expect("a number of requests");
+    let stacks = stacks();
+    stacks.rt.block_on(async {
+        for _ in 0..n {
+            std::hint::black_box(stacks.entry(name).await);
+        }
+    });
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("BENCH_CALLS") {
+        return fixed_calls(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -61,6 +61,10 @@ pub struct Client {
 
 struct Inner {
     base_url: String,
+    /// `base_url` parsed, and whether credentials may go to its origin
+    /// (checked once, when the client is built).
+    base: Url,
+    base_allowed: bool,
     http: reqwest::Client,
     secret: Option<Secret>,
     client_id: Option<String>,
@@ -141,16 +145,15 @@ impl Client {
         refresh_token: Option<&Secret>,
     ) -> Result<(RawResponse, Scrubber), Error> {
         let (request, scrubber) = self.prepare(endpoint, refresh_token)?;
-        let url = request.url().clone();
-        let (response, final_url) = self
+        let (response, Fetched { url, moved }) = self
             .fetch_inner(E::NAME, request)
             .await
             .map_err(|e| e.scrubbed(&scrubber))?;
-        if (300..400).contains(&response.status) || final_url != url {
+        if (300..400).contains(&response.status) || moved.is_some() {
             // A client of the user's own may have followed it already.
-            let location = match final_url != url {
-                true => Some(final_url),
-                false => location(&response, &url),
+            let location = match moved {
+                Some(final_url) => Some(final_url),
+                None => location(&response, &url),
             };
             let error: Error = ErrorKind::Redirect {
                 endpoint: E::NAME,
@@ -256,36 +259,39 @@ impl Client {
     /// from the environment — unless the user opted in with
     /// [`ClientBuilder::allow_insecure_http`].
     pub(crate) fn check_destination(&self, url: &Url) -> Result<(), Error> {
-        match url.scheme() {
-            "https" => Ok(()),
-            "http" if self.inner.allow_insecure_http => Ok(()),
-            "http" => {
-                let host = url.host_str().unwrap_or_default().to_owned();
-                if !is_loopback(url) {
-                    return Err(ErrorKind::InsecureUrl {
-                        host,
-                        through_proxy: false,
-                    }
-                    .into());
-                }
-                let proxied = url
-                    .as_str()
-                    .parse::<http::Uri>()
-                    .is_ok_and(|uri| self.inner.proxies.intercept(&uri).is_some());
-                if proxied {
-                    return Err(ErrorKind::InsecureUrl {
-                        host,
-                        through_proxy: true,
-                    }
-                    .into());
-                }
-                Ok(())
-            }
-            other => Err(ErrorKind::Invalid(format!(
-                "a URL must start with https:// or http://, not {other}://"
-            ))
-            .into()),
+        if self.inner.base_allowed && same_origin(url, &self.inner.base) {
+            // The base URL's origin, checked when the client was built.
+            return Ok(());
         }
+        self.check_new_destination(url)
+    }
+
+    /// [`Client::check_destination`] for an `http::Uri` (tower's requests);
+    /// a URI that is not absolute is refused.
+    #[cfg(feature = "tower")]
+    pub(crate) fn check_destination_uri(&self, uri: &http::Uri) -> Result<(), Error> {
+        let base = &self.inner.base;
+        // A host as the URL parser writes it (lowercase, IPv6 in brackets)
+        // is the same host; any other spelling takes the full check.
+        if self.inner.base_allowed
+            && uri.scheme_str() == Some(base.scheme())
+            && uri.authority().is_some_and(|authority| {
+                Some(authority.host()) == base.host_str()
+                    && authority.port_u16().or(match base.scheme() {
+                        "https" => Some(443),
+                        _ => Some(80),
+                    }) == base.port_or_known_default()
+            })
+        {
+            return Ok(());
+        }
+        let url = Url::parse(&uri.to_string())
+            .map_err(|e| ErrorKind::Invalid(format!("the request URI is invalid: {e}")))?;
+        self.check_new_destination(&url)
+    }
+
+    fn check_new_destination(&self, url: &Url) -> Result<(), Error> {
+        check_url(url, self.inner.allow_insecure_http, &self.inner.proxies)
     }
 
     /// Sends a request of the application's API, `authorize` adding the
@@ -318,7 +324,7 @@ impl Client {
                 location_of(response.status().as_u16(), response.headers(), &url),
                 replay,
             ) {
-                (Some(next), Some(replay)) if next.origin() == url.origin() => {
+                (Some(next), Some(replay)) if same_origin(&next, &url) => {
                     redirected(replay, response.status().as_u16(), next)
                 }
                 _ => None,
@@ -380,18 +386,21 @@ impl Client {
         Ok(self.fetch_inner(endpoint, request).await?.0)
     }
 
-    /// Sends, reads, and also returns the URL the answer came from.
+    /// Sends, reads, and also tells the URL the answer came from.
     async fn fetch_inner(
         &self,
         endpoint: &'static str,
         request: reqwest::Request,
-    ) -> Result<(RawResponse, Url), Error> {
+    ) -> Result<(RawResponse, Fetched), Error> {
         let span = tracing::debug_span!(
             "refresh_endpoint.http",
             endpoint,
             method = %request.method(),
             status = tracing::field::Empty,
         );
+        if span.is_disabled() {
+            return self.read(endpoint, request).await;
+        }
         let started = Instant::now();
         let result = self.read(endpoint, request).instrument(span.clone()).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -409,8 +418,9 @@ impl Client {
         &self,
         endpoint: &'static str,
         request: reqwest::Request,
-    ) -> Result<(RawResponse, Url), Error> {
+    ) -> Result<(RawResponse, Fetched), Error> {
         let limit = self.inner.max_response_bytes;
+        let url = request.url().clone();
         let mut response = self
             .inner
             .http
@@ -424,7 +434,7 @@ impl Client {
             return Err(ErrorKind::TooLarge { endpoint, limit }.into());
         }
         let status = response.status().as_u16();
-        let url = response.url().clone();
+        let moved = (*response.url() != url).then(|| response.url().clone());
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -444,9 +454,18 @@ impl Client {
                 headers,
                 body,
             },
-            url,
+            Fetched { url, moved },
         ))
     }
+}
+
+/// Where a request went.
+struct Fetched {
+    /// The URL the request was sent to.
+    url: Url,
+    /// The URL the answer came from, when the HTTP client followed a
+    /// redirect.
+    moved: Option<Url>,
 }
 
 /// Unwraps `response` with `Env`, every text of a failure scrubbed of the
@@ -473,6 +492,14 @@ pub(crate) fn location_of(status: u16, headers: &HeaderMap, url: &Url) -> Option
     }
     let value = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
     url.join(value).ok()
+}
+
+/// Whether two URLs have the same origin: scheme, host and port (the
+/// scheme's default when none is written).
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// The request that follows a redirect: 303, and 301/302 after a POST,
@@ -681,9 +708,13 @@ impl ClientBuilder {
                 .build()
                 .map_err(|e| ErrorKind::Invalid(format!("could not start the HTTP client: {e}")))?,
         };
+        let proxies = hyper_util::client::proxy::matcher::Matcher::from_env();
+        let base_allowed = check_url(&url, self.allow_insecure_http, &proxies).is_ok();
         Ok(Client {
             inner: Arc::new(Inner {
                 base_url: self.base_url.trim_end_matches('/').to_owned(),
+                base: url,
+                base_allowed,
                 http,
                 secret: self.secret,
                 client_id: self.client_id,
@@ -692,7 +723,7 @@ impl ClientBuilder {
                 max_response_bytes: self.max_response_bytes,
                 api_timeout: self.api_timeout,
                 allow_insecure_http: self.allow_insecure_http,
-                proxies: hyper_util::client::proxy::matcher::Matcher::from_env(),
+                proxies,
                 secret_headers: self.secret_headers,
             }),
         })
@@ -708,4 +739,43 @@ fn is_loopback(url: &Url) -> bool {
             .trim_end_matches(']')
             .parse::<IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a credential may travel to `url`: see
+/// [`Client::check_destination`].
+fn check_url(
+    url: &Url,
+    allow_insecure_http: bool,
+    proxies: &hyper_util::client::proxy::matcher::Matcher,
+) -> Result<(), Error> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_insecure_http => Ok(()),
+        "http" => {
+            let host = url.host_str().unwrap_or_default().to_owned();
+            if !is_loopback(url) {
+                return Err(ErrorKind::InsecureUrl {
+                    host,
+                    through_proxy: false,
+                }
+                .into());
+            }
+            let proxied = url
+                .as_str()
+                .parse::<http::Uri>()
+                .is_ok_and(|uri| proxies.intercept(&uri).is_some());
+            if proxied {
+                return Err(ErrorKind::InsecureUrl {
+                    host,
+                    through_proxy: true,
+                }
+                .into());
+            }
+            Ok(())
+        }
+        other => Err(ErrorKind::Invalid(format!(
+            "a URL must start with https:// or http://, not {other}://"
+        ))
+        .into()),
+    }
 }

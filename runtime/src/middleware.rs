@@ -22,7 +22,7 @@
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
-use crate::client::{MAX_REDIRECTS, location_of, redirected};
+use crate::client::{MAX_REDIRECTS, location_of, redirected, same_origin};
 use crate::session::{RefreshEndpoint, Session};
 use crate::{Error, ErrorKind, Secret};
 
@@ -62,10 +62,13 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
     }
 
     /// Sends `request` with `token` down the chain, following same-origin
-    /// redirects.
+    /// redirects. `copy` is a copy of `request` as it was before the token
+    /// was added (none when its body cannot be cloned): the next hop of a
+    /// redirect is made from it, so the request is copied once, not per hop.
     async fn send(
         &self,
         mut request: reqwest::Request,
+        copy: Option<&reqwest::Request>,
         token: &Secret,
         extensions: &mut Extensions,
         next: Next<'_>,
@@ -79,28 +82,32 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
             reqwest_middleware::Error::middleware(error.scrubbed(&scrubber))
         };
         let value = placement.value(token).map_err(fail)?;
-        for _ in 0..=MAX_REDIRECTS {
+        // The copy of each hop after the first.
+        let mut hop: Option<reqwest::Request> = None;
+        for first in std::iter::once(true).chain(std::iter::repeat_n(false, MAX_REDIRECTS)) {
             client.check_destination(request.url()).map_err(fail)?;
             placement.apply(request.headers_mut(), &value);
-            let replay = request.try_clone();
-            let url = request.url().clone();
+            let copy = if first { copy } else { hop.as_ref() };
+            let own_url = copy.is_none().then(|| request.url().clone());
             let response = next.clone().run(request, extensions).await?;
-            if response.url().origin() != url.origin() {
+            let url = copy.map_or_else(|| own_url.as_ref().expect("kept"), |c| c.url());
+            if !same_origin(response.url(), url) {
                 tracing::warn!(
                     "the HTTP client under the session middleware followed a redirect to another origin; build it with redirect::Policy::none()"
                 );
             }
             let status = response.status().as_u16();
-            let next_request = match (location_of(status, response.headers(), &url), replay) {
-                (Some(next), Some(replay)) if next.origin() == url.origin() => {
-                    redirected(replay, status, next)
-                }
+            let next_request = match (location_of(status, response.headers(), url), copy) {
+                (Some(next), Some(copy)) if same_origin(&next, url) => copy
+                    .try_clone()
+                    .and_then(|copy| redirected(copy, status, next)),
                 _ => None,
             };
-            match next_request {
-                Some(next) => request = next,
-                None => return Ok(response),
-            }
+            let Some(next_request) = next_request else {
+                return Ok(response);
+            };
+            hop = next_request.try_clone();
+            request = next_request;
         }
         Err(fail(
             ErrorKind::Invalid(format!("more than {MAX_REDIRECTS} redirects")).into(),
@@ -137,8 +144,11 @@ impl<E: RefreshEndpoint> Middleware for SessionMiddleware<E> {
             .access_token()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
+        // One copy, for a redirect's next hop or a replay after a refresh.
         let replay = request.try_clone();
-        let response = self.send(request, &token, extensions, next.clone()).await?;
+        let response = self
+            .send(request, replay.as_ref(), &token, extensions, next.clone())
+            .await?;
         let (expired, response) = crate::peek::classify_reqwest::<E::Envelope>(response).await;
         let (true, Some(replay)) = (expired, replay) else {
             return Ok(response);
@@ -152,6 +162,8 @@ impl<E: RefreshEndpoint> Middleware for SessionMiddleware<E> {
             .token_after_rejection(&token)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        self.send(replay, &token, extensions, next).await
+        let copy = replay.try_clone();
+        self.send(replay, copy.as_ref(), &token, extensions, next)
+            .await
     }
 }

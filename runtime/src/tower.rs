@@ -19,6 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -40,7 +41,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// see [`SessionService`].
 pub struct SessionLayer<E: RefreshEndpoint> {
     session: Session<E>,
-    origin: Option<Url>,
+    origin: Option<Arc<Url>>,
 }
 
 impl<E: RefreshEndpoint> SessionLayer<E> {
@@ -58,7 +59,7 @@ impl<E: RefreshEndpoint> SessionLayer<E> {
     pub fn origin(mut self, origin: &str) -> Result<Self, Error> {
         let url = Url::parse(origin)
             .map_err(|e| ErrorKind::Invalid(format!("the origin is invalid: {e}")))?;
-        self.origin = Some(url);
+        self.origin = Some(Arc::new(url));
         Ok(self)
     }
 }
@@ -107,7 +108,7 @@ impl<S, E: RefreshEndpoint> Layer<S> for SessionLayer<E> {
 pub struct SessionService<S, E: RefreshEndpoint> {
     inner: S,
     session: Session<E>,
-    origin: Option<Url>,
+    origin: Option<Arc<Url>>,
 }
 
 impl<S: Clone, E: RefreshEndpoint> Clone for SessionService<S, E> {
@@ -232,13 +233,11 @@ where
         let origin = self.origin.clone();
         Box::pin(async move {
             let token = session.access_token().await?;
-            destination(&request, origin.as_ref())
-                .and_then(|url| session.client().check_destination(&url))
-                .map_err(|e| {
-                    let mut scrubber = session.client().scrubber();
-                    scrubber.add(&token);
-                    e.scrubbed(&scrubber)
-                })?;
+            check_destination(&request, origin.as_deref(), session.client()).map_err(|e| {
+                let mut scrubber = session.client().scrubber();
+                scrubber.add(&token);
+                e.scrubbed(&scrubber)
+            })?;
             let placement = session.token_placement();
             let replay = try_clone_request(&request);
             let mut request = request;
@@ -269,12 +268,16 @@ where
     }
 }
 
-/// The URL a request goes to: its URI, or `origin` joined with its path.
-fn destination<B>(request: &Request<B>, origin: Option<&Url>) -> Result<Url, Error> {
+/// Refuses a request whose destination — its URI, or `origin` joined with
+/// its path — a credential may not travel to.
+fn check_destination<B>(
+    request: &Request<B>,
+    origin: Option<&Url>,
+    client: &crate::Client,
+) -> Result<(), Error> {
     let uri = request.uri();
     if uri.scheme().is_some() && uri.authority().is_some() {
-        return Url::parse(&uri.to_string())
-            .map_err(|e| ErrorKind::Invalid(format!("the request URI is invalid: {e}")).into());
+        return client.check_destination_uri(uri);
     }
     let origin = origin.ok_or_else(|| {
         ErrorKind::Invalid(
@@ -283,7 +286,8 @@ fn destination<B>(request: &Request<B>, origin: Option<&Url>) -> Result<Url, Err
         )
     })?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    origin
+    let url = origin
         .join(path)
-        .map_err(|e| ErrorKind::Invalid(format!("the request URI is invalid: {e}")).into())
+        .map_err(|e| ErrorKind::Invalid(format!("the request URI is invalid: {e}")))?;
+    client.check_destination(&url)
 }

@@ -352,6 +352,11 @@ impl JsonEnvelope {
         if at.is_empty() || at.starts_with('/') || !self.data_at().is_empty() {
             return false;
         }
+        if success == Success::NoCode && !may_hold_key(&response.body, at) {
+            // No field of that name anywhere: a success, decoded as such
+            // (the body read once, not twice).
+            return true;
+        }
         let Ok(value) = top_level_field(&response.body, at) else {
             return false;
         };
@@ -455,6 +460,20 @@ fn glob(pattern: &str, text: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Whether a JSON body may have an object key `name`: false only when
+/// `"name"` appears nowhere in it and nothing in it is escaped (an escaped
+/// key, `"\u0065rror"`, holds a backslash).
+fn may_hold_key(body: &[u8], name: &str) -> bool {
+    if memchr::memchr(b'\\', body).is_some() {
+        return true;
+    }
+    let name = name.as_bytes();
+    memchr::memchr_iter(b'"', body).any(|at| {
+        let rest = &body[at + 1..];
+        rest.starts_with(name) && rest.get(name.len()) == Some(&b'"')
+    })
 }
 
 /// The value of the top-level field `name` of a JSON object body (the last
@@ -578,6 +597,9 @@ mod tests {
         // A null or nested code is no code.
         assert!(unwrap(r#"{"error":null,"access_token":"a"}"#).is_ok());
         assert!(unwrap(r#"{"data":{"error":"x"}}"#).is_ok());
+        // The name as a value, or inside a longer key, is no code.
+        assert!(unwrap(r#"{"token_type":"error","errors":"x","error_":1}"#).is_ok());
+        assert!(unwrap(r#"{"access_token":"a\/b"}"#).is_ok());
         // Not one object: the full parse decides, and the decode names it.
         assert!(unwrap(r#"[1]"#).is_ok());
         assert!(unwrap(r#"{"access_token":"a"} trailing"#).is_err());
@@ -592,6 +614,21 @@ mod tests {
                 .unwrap::<Value>(&answer(200, r#"{"code":7,"x":1}"#))
                 .is_err()
         );
+    }
+
+    /// The quick look skips the parse only when no key can be `name`.
+    #[test]
+    fn a_key_may_be_there_unless_its_quoted_name_is_absent_and_nothing_is_escaped() {
+        assert!(may_hold_key(br#"{"error":"x"}"#, "error"));
+        assert!(may_hold_key(br#"{"a":"error"}"#, "error"));
+        assert!(may_hold_key(br#"{"\u0065rror":"x"}"#, "error"));
+        assert!(may_hold_key(br#"{"a":"\/"}"#, "error"));
+        assert!(!may_hold_key(
+            br#"{"errors":"x","my_error":1,"error_":2}"#,
+            "error"
+        ));
+        assert!(!may_hold_key(br#"{"access_token":"error"#, "error"));
+        assert!(!may_hold_key(b"", "error"));
     }
 
     #[test]

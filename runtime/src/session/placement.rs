@@ -84,7 +84,11 @@ impl TokenPlacement {
 
     /// The header value for `token`, marked sensitive.
     pub(crate) fn value(&self, token: &Secret) -> Result<HeaderValue, Error> {
-        let mut value = HeaderValue::try_from(format!("{}{}", self.prefix, token.expose()))
+        let token = token.expose();
+        let mut text = String::with_capacity(self.prefix.len() + token.len());
+        text.push_str(&self.prefix);
+        text.push_str(token);
+        let mut value = HeaderValue::try_from(text)
             .map_err(|_| ErrorKind::Invalid("the token is not a valid header value".into()))?;
         value.set_sensitive(true);
         Ok(value)
