@@ -24,12 +24,17 @@
 //! With `BENCH_CALLS=<contender>:<n>` the bench makes `n` calls of one
 //! contender and exits, without criterion: run it under
 //! `valgrind --tool=callgrind` with two values of `n` to count the
-//! instructions of one call (see BENCHMARKS.md).
+//! instructions of one call (see BENCHMARKS.md). With
+//! `BENCH_INTERLEAVED=<rounds>:<calls>` the contenders take turns and the
+//! ratio is taken within each round (`interleave.rs`).
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
+
+#[path = "interleave.rs"]
+mod interleave;
 use refresh_endpoint::providers::oauth2::TokenResponse;
 use refresh_endpoint::{Client, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::OAuth2Mock;
@@ -175,9 +180,55 @@ fn fixed_calls(spec: &str) {
 
 criterion_group!(benches, bench);
 
+/// `BENCH_INTERLEAVED=<rounds>:<calls>`: the contenders in turn, the ratio
+/// taken within each round.
+fn interleaved(rounds: usize, calls: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_server, client, url, request) = runtime.block_on(setup());
+    let refresh_token = request.refresh_token.expose().to_owned();
+    let timeout = Some(refresh_endpoint::DEFAULT_TIMEOUT);
+    interleave::compare(
+        &runtime,
+        &["hand_written", "hand_written_timeout", "generated"],
+        &[
+            ("hand_written", "generated"),
+            ("hand_written_timeout", "generated"),
+        ],
+        rounds,
+        calls,
+        |name, n| {
+            let (client, url, request, refresh_token) = (&client, &url, &request, &refresh_token);
+            Box::pin(async move {
+                for _ in 0..n {
+                    match name {
+                        "generated" => drop(black_box(request.send(client).await.unwrap())),
+                        "hand_written" | "hand_written_timeout" => {
+                            let limit = (name == "hand_written_timeout")
+                                .then_some(timeout)
+                                .flatten();
+                            drop(black_box(
+                                hand_written(client.http(), url, refresh_token, "cli", limit)
+                                    .await
+                                    .unwrap(),
+                            ))
+                        }
+                        other => panic!("no contender {other}"),
+                    }
+                }
+            })
+        },
+    );
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("BENCH_CALLS") {
         return fixed_calls(&spec);
+    }
+    if let Some((rounds, calls)) = interleave::requested() {
+        return interleaved(rounds, calls);
     }
     benches();
     Criterion::default().configure_from_args().final_summary();

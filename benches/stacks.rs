@@ -22,7 +22,9 @@
 //! With `BENCH_CALLS=<entry>:<n>` (an entry as `reqwest/by_hand`) the bench
 //! makes `n` requests of one entry and exits, without criterion: run it
 //! under `valgrind --tool=callgrind` with two values of `n` to count the
-//! instructions of one request (see BENCHMARKS.md).
+//! instructions of one request (see BENCHMARKS.md). With
+//! `BENCH_INTERLEAVED=<rounds>:<calls>` the entries take turns and the ratio
+//! is taken within each round (`interleave.rs`).
 
 use std::time::Duration;
 
@@ -30,6 +32,9 @@ use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
+
+#[path = "interleave.rs"]
+mod interleave;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
@@ -80,7 +85,15 @@ fn start_server() -> String {
     rx.recv().unwrap()
 }
 
-/// The four ways to make the request, sharing one server and one session.
+const ENTRIES: [&str; 5] = [
+    "reqwest/by_hand",
+    "reqwest/middleware",
+    "reqwest/stack_by_hand",
+    "hyper/by_hand",
+    "hyper/tower",
+];
+
+/// The five ways to make the request, sharing one server and one session.
 struct Stacks {
     rt: tokio::runtime::Runtime,
     me: String,
@@ -195,13 +208,7 @@ fn bench(c: &mut Criterion) {
     let rt = &stacks.rt;
     let mut group = c.benchmark_group("stacks");
     group.measurement_time(Duration::from_secs(10));
-    for name in [
-        "reqwest/by_hand",
-        "reqwest/middleware",
-        "reqwest/stack_by_hand",
-        "hyper/by_hand",
-        "hyper/tower",
-    ] {
+    for name in ENTRIES {
         group.bench_function(name, |b| b.to_async(rt).iter(|| stacks.entry(name)));
     }
     group.finish();
@@ -222,9 +229,37 @@ fn fixed_calls(spec: &str) {
 
 criterion_group!(benches, bench);
 
+/// `BENCH_INTERLEAVED=<rounds>:<calls>`: the entries in turn, the ratio
+/// taken within each round.
+fn interleaved(rounds: usize, calls: usize) {
+    let stacks = stacks();
+    interleave::compare(
+        &stacks.rt,
+        &ENTRIES,
+        &[
+            ("reqwest/by_hand", "reqwest/middleware"),
+            ("reqwest/stack_by_hand", "reqwest/middleware"),
+            ("hyper/by_hand", "hyper/tower"),
+        ],
+        rounds,
+        calls,
+        |name, n| {
+            let stacks = &stacks;
+            Box::pin(async move {
+                for _ in 0..n {
+                    std::hint::black_box(stacks.entry(name).await);
+                }
+            })
+        },
+    );
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("BENCH_CALLS") {
         return fixed_calls(&spec);
+    }
+    if let Some((rounds, calls)) = interleave::requested() {
+        return interleaved(rounds, calls);
     }
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::auth::{Auth, Credentials};
 use crate::endpoint::Endpoint;
 use crate::envelope::{Envelope, RawResponse};
-use crate::scrub::{self, Scrubber};
+use crate::scrub::Scrubber;
 use crate::{Error, ErrorKind, Secret};
 
 /// The most same-origin redirects an authorized request follows.
@@ -145,10 +145,15 @@ impl Client {
         refresh_token: Option<&Secret>,
     ) -> Result<(RawResponse, Scrubber), Error> {
         let (request, scrubber) = self.prepare(endpoint, refresh_token)?;
-        let (response, Fetched { url, moved }) = self
-            .fetch_inner(E::NAME, request)
-            .await
-            .map_err(|e| e.scrubbed(&scrubber))?;
+        let fetch = self.fetch_inner(E::NAME, request);
+        // One timer for the whole exchange, connection and body included.
+        let fetched = match self.inner.timeout {
+            Some(limit) => tokio::time::timeout(limit, fetch)
+                .await
+                .unwrap_or_else(|_| Err(ErrorKind::Timeout { endpoint: E::NAME }.into())),
+            None => fetch.await,
+        };
+        let (response, Fetched { url, moved }) = fetched.map_err(|e| e.scrubbed(&scrubber))?;
         if (300..400).contains(&response.status) || moved.is_some() {
             // A client of the user's own may have followed it already.
             let location = match moved {
@@ -173,7 +178,9 @@ impl Client {
         endpoint: &E,
         refresh_token: Option<&Secret>,
     ) -> Result<reqwest::Request, Error> {
-        Ok(self.prepare(endpoint, refresh_token)?.0)
+        let mut request = self.prepare(endpoint, refresh_token)?.0;
+        *request.timeout_mut() = self.inner.timeout;
+        Ok(request)
     }
 
     /// Builds the request and gathers every secret it carries: the refresh
@@ -187,15 +194,12 @@ impl Client {
         if let Some(token) = refresh_token {
             scrubber.add(token);
         }
-        let (request, fields) = scrub::capture(|| self.build(endpoint, refresh_token));
-        for secret in &fields {
-            scrubber.add(secret);
-        }
+        let (request, has_secret_fields) = scrubber.capture(|| self.build(endpoint, refresh_token));
         let request = request.map_err(|e| e.scrubbed(&scrubber))?;
         for value in request.headers().values().filter(|v| v.is_sensitive()) {
             scrubber.add_header_value(value.as_bytes());
         }
-        if E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN || !fields.is_empty() {
+        if E::Auth::SENDS_SECRET || E::CARRIES_REFRESH_TOKEN || has_secret_fields {
             self.check_destination(request.url())?;
         }
         Ok((request, scrubber))
@@ -216,7 +220,8 @@ impl Client {
             url.query_pairs_mut().extend_pairs(query);
         }
         let mut request = reqwest::Request::new(E::METHOD, url);
-        self.apply_defaults(&mut request);
+        // The timeout is the refresh's own (`read_whole`), not reqwest's.
+        self.apply_headers(&mut request);
         endpoint.write_headers(request.headers_mut())?;
         if let Some(body) = endpoint.body()? {
             request
@@ -367,10 +372,14 @@ impl Client {
     }
 
     fn apply_defaults(&self, request: &mut reqwest::Request) {
+        self.apply_headers(request);
+        *request.timeout_mut() = self.inner.timeout;
+    }
+
+    fn apply_headers(&self, request: &mut reqwest::Request) {
         for (name, value) in &self.inner.headers {
             request.headers_mut().insert(name, value.clone());
         }
-        *request.timeout_mut() = self.inner.timeout;
     }
 
     /// Sends a request and reads its whole body, within the size cap.

@@ -62,6 +62,28 @@ impl Scrubber {
         }
     }
 
+    /// Runs `f`, adding every `Secret` it serializes (a request's fields);
+    /// tells whether it serialized any.
+    pub fn capture<R>(&mut self, f: impl FnOnce() -> R) -> (R, bool) {
+        let known = self.secrets.len();
+        let (result, mut secrets) = capture_into(std::mem::take(&mut self.secrets), f);
+        let added = secrets.len() > known;
+        if added {
+            // As `add` would: no empty secret, no duplicate.
+            let mut i = known;
+            while i < secrets.len() {
+                if secrets[i].is_empty() || secrets[..i].contains(&secrets[i]) {
+                    secrets.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            self.forms = OnceLock::new();
+        }
+        self.secrets = secrets;
+        (result, added)
+    }
+
     /// Runs `f` with this scrubber active on this thread: texts that
     /// [`redact`](crate::error::redact) builds meanwhile are scrubbed first.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -240,14 +262,20 @@ fn lower_hex(encoded: &str) -> String {
 
 /// Runs `f` (which builds a request) and returns every [`Secret`] it
 /// serialized: `Secret`-typed fields in the path, query, headers and body.
+#[cfg(test)]
 pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Secret>) {
+    capture_into(Vec::new(), f)
+}
+
+/// [`capture`], appending to `secrets`.
+fn capture_into<R>(secrets: Vec<Secret>, f: impl FnOnce() -> R) -> (R, Vec<Secret>) {
     struct Reset(Option<Vec<Secret>>);
     impl Drop for Reset {
         fn drop(&mut self) {
             CAPTURE.with(|capture| *capture.borrow_mut() = self.0.take());
         }
     }
-    let previous = CAPTURE.with(|capture| capture.borrow_mut().replace(Vec::new()));
+    let previous = CAPTURE.with(|capture| capture.borrow_mut().replace(secrets));
     let mut reset = Reset(previous);
     let result = f();
     let captured = CAPTURE.with(|capture| {

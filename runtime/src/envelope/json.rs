@@ -469,11 +469,8 @@ fn may_hold_key(body: &[u8], name: &str) -> bool {
     if memchr::memchr(b'\\', body).is_some() {
         return true;
     }
-    let name = name.as_bytes();
-    memchr::memchr_iter(b'"', body).any(|at| {
-        let rest = &body[at + 1..];
-        rest.starts_with(name) && rest.get(name.len()) == Some(&b'"')
-    })
+    memchr::memmem::find_iter(body, name.as_bytes())
+        .any(|at| at > 0 && body[at - 1] == b'"' && body.get(at + name.len()) == Some(&b'"'))
 }
 
 /// The value of the top-level field `name` of a JSON object body (the last

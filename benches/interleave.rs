@@ -1,0 +1,74 @@
+//! Interleaved wall-time comparison, for goals stated as a ratio.
+//!
+//! Criterion measures one contender after the other; on a shared machine the
+//! load changes between them by more than a few percent. Here the contenders
+//! take turns: each round times `calls` calls of every contender, one after
+//! the other, and the ratio of each to the baseline is taken within the
+//! round. The median of those per-round ratios (with its quartiles) moves far
+//! less with the load than a ratio of two separate runs.
+//!
+//! Set `BENCH_INTERLEAVED=<rounds>:<calls>` (e.g. `50:200`) on a bench that
+//! includes this module.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+/// A turn of one contender: `calls` calls, awaited one after the other.
+pub type Turn<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// Reads `BENCH_INTERLEAVED=<rounds>:<calls>`.
+pub fn requested() -> Option<(usize, usize)> {
+    let spec = std::env::var("BENCH_INTERLEAVED").ok()?;
+    let (rounds, calls) = spec
+        .split_once(':')
+        .expect("BENCH_INTERLEAVED=<rounds>:<calls>");
+    Some((
+        rounds.parse().expect("a number of rounds"),
+        calls.parse().expect("a number of calls"),
+    ))
+}
+
+/// Runs `rounds` rounds of every contender in turn (the first round is a
+/// warm-up, not counted) and prints the median time per call of each and,
+/// for each `(baseline, contender)` pair, the median and quartiles of the
+/// per-round ratios.
+pub fn compare<'a>(
+    runtime: &tokio::runtime::Runtime,
+    names: &[&'a str],
+    pairs: &[(&str, &str)],
+    rounds: usize,
+    calls: usize,
+    turn: impl Fn(&'a str, usize) -> Turn<'a>,
+) {
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for round in 0..=rounds {
+        for (i, name) in names.iter().enumerate() {
+            let started = Instant::now();
+            runtime.block_on(turn(name, calls));
+            let per_call = started.elapsed().as_nanos() as f64 / calls as f64;
+            if round > 0 {
+                times[i].push(per_call);
+            }
+        }
+    }
+    let index = |name: &str| names.iter().position(|n| *n == name).expect("a contender");
+    println!("interleaved: {rounds} rounds of {calls} calls per contender");
+    for (i, name) in names.iter().enumerate() {
+        let (_, median, _) = quartiles(times[i].clone());
+        println!("  {name:24} {:>9.2} µs per call (median)", median / 1000.0);
+    }
+    for (baseline, contender) in pairs {
+        let (b, c) = (index(baseline), index(contender));
+        let ratios = times[c].iter().zip(&times[b]).map(|(c, b)| c / b).collect();
+        let (low, median, high) = quartiles(ratios);
+        println!("  {contender} / {baseline}: {median:.3}x (quartiles {low:.3}–{high:.3})");
+    }
+}
+
+/// The first quartile, median and third quartile.
+fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), at(0.5), at(0.75))
+}
