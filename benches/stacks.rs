@@ -26,6 +26,8 @@
 //! `BENCH_INTERLEAVED=<rounds>:<calls>` the entries take turns and the ratio
 //! is taken within each round (`interleave.rs`).
 
+use std::cell::RefCell;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::Router;
@@ -44,7 +46,7 @@ use refresh_endpoint::session::Session;
 use refresh_endpoint::tokens::Tokens;
 use refresh_endpoint::tower::SessionLayer;
 use refresh_endpoint::{Client, refresh_endpoint};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 #[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
                    auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
@@ -102,9 +104,13 @@ struct Stacks {
     middleware: reqwest_middleware::ClientWithMiddleware,
     bare_stack: reqwest_middleware::ClientWithMiddleware,
     hyper: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    layered: refresh_endpoint::tower::SessionService<
-        HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-        RefreshSession,
+    /// Held as an application holds its service (`&mut`, no clone per
+    /// request).
+    layered: RefCell<
+        refresh_endpoint::tower::SessionService<
+            HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+            RefreshSession,
+        >,
     >,
 }
 
@@ -138,7 +144,7 @@ fn stacks() -> Stacks {
         middleware,
         bare_stack,
         hyper,
-        layered,
+        layered: RefCell::new(layered),
     }
 }
 
@@ -185,8 +191,15 @@ impl Stacks {
 
     async fn tower(&self) -> Bytes {
         let request = http::Request::get(&self.me).body(Full::default()).unwrap();
-        let mut service = self.layered.clone();
-        let answer = service.ready().await.unwrap().call(request).await.unwrap();
+        let answer = {
+            let mut service = self.layered.borrow_mut();
+            // A hyper-util client is always ready, as `ready().await` finds.
+            let ready = service.poll_ready(&mut Context::from_waker(Waker::noop()));
+            assert!(matches!(ready, Poll::Ready(Ok(()))));
+            service.call(request)
+        }
+        .await
+        .unwrap();
         assert_eq!(answer.status(), 200);
         answer.into_body().collect().await.unwrap().to_bytes()
     }

@@ -276,17 +276,12 @@ impl Client {
     #[cfg(feature = "tower")]
     pub(crate) fn check_destination_uri(&self, uri: &http::Uri) -> Result<(), Error> {
         let base = &self.inner.base;
-        // A host as the URL parser writes it (lowercase, IPv6 in brackets)
-        // is the same host; any other spelling takes the full check.
+        // The base URL's authority as the URL parser writes it (lowercase,
+        // no default port) is the same origin; any other spelling takes the
+        // full check.
         if self.inner.base_allowed
             && uri.scheme_str() == Some(base.scheme())
-            && uri.authority().is_some_and(|authority| {
-                Some(authority.host()) == base.host_str()
-                    && authority.port_u16().or(match base.scheme() {
-                        "https" => Some(443),
-                        _ => Some(80),
-                    }) == base.port_or_known_default()
-            })
+            && uri.authority().map(|a| a.as_str()) == Some(base.authority())
         {
             return Ok(());
         }

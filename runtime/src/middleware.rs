@@ -81,7 +81,7 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
             scrubber.add(token);
             reqwest_middleware::Error::middleware(error.scrubbed(&scrubber))
         };
-        let value = placement.value(token).map_err(fail)?;
+        let value = self.session.token_header_value(token).map_err(fail)?;
         // The copy of each hop after the first.
         let mut hop: Option<reqwest::Request> = None;
         for first in std::iter::once(true).chain(std::iter::repeat_n(false, MAX_REDIRECTS)) {
@@ -112,6 +112,36 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
         Err(fail(
             ErrorKind::Invalid(format!("more than {MAX_REDIRECTS} redirects")).into(),
         ))
+    }
+
+    /// An answer worth classifying: returned as it is unless it says the
+    /// token expired and the request can be replayed; then one refresh and
+    /// one replay.
+    async fn classify_and_replay(
+        &self,
+        response: reqwest::Response,
+        replay: Option<reqwest::Request>,
+        token: Secret,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let (expired, response) = crate::peek::classify_reqwest::<E::Envelope>(response).await;
+        let (true, Some(replay)) = (expired, replay) else {
+            return Ok(response);
+        };
+        drop(response);
+        tracing::debug!(
+            endpoint = E::NAME,
+            "access token rejected as expired; refreshing and replaying once"
+        );
+        let token = self
+            .session
+            .token_after_rejection(&token)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let copy = replay.try_clone();
+        self.send(replay, copy.as_ref(), &token, extensions, next)
+            .await
     }
 }
 
@@ -149,21 +179,10 @@ impl<E: RefreshEndpoint> Middleware for SessionMiddleware<E> {
         let response = self
             .send(request, replay.as_ref(), &token, extensions, next.clone())
             .await?;
-        let (expired, response) = crate::peek::classify_reqwest::<E::Envelope>(response).await;
-        let (true, Some(replay)) = (expired, replay) else {
+        if !crate::peek::worth_reading::<E::Envelope>(response.status(), response.headers()) {
             return Ok(response);
-        };
-        drop(response);
-        tracing::debug!(
-            endpoint = E::NAME,
-            "access token rejected as expired; refreshing and replaying once"
-        );
-        let token = session
-            .token_after_rejection(&token)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
-        let copy = replay.try_clone();
-        self.send(replay, copy.as_ref(), &token, extensions, next)
-            .await
+        }
+        // Boxed: the common path's future stays small.
+        Box::pin(self.classify_and_replay(response, replay, token, extensions, next)).await
     }
 }

@@ -18,7 +18,10 @@ pub(crate) const CLASSIFY_PREFIX_BYTES: usize = 16 * 1024;
 /// answer (a prefix of it), and, for envelopes that say "expired" with HTTP
 /// 200 (Cloudreve), a success whose whole body is declared small. A success of
 /// unknown or large length — a download, a stream — is never read.
-fn worth_reading<Env: Envelope + ?Sized>(status: StatusCode, headers: &HeaderMap) -> bool {
+pub(crate) fn worth_reading<Env: Envelope + ?Sized>(
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> bool {
     if !status.is_success() {
         return true;
     }

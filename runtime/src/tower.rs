@@ -29,7 +29,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::session::{RefreshEndpoint, Session};
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorKind, Secret};
 
 pub use crate::peek::ResponseBody;
 
@@ -241,31 +241,59 @@ where
             let placement = session.token_placement();
             let replay = try_clone_request(&request);
             let mut request = request;
-            let value = placement.value(&token)?;
+            let value = session.token_header_value(&token)?;
             placement.apply(request.headers_mut(), &value);
             let response = inner.call(request).await.map_err(Into::into)?;
             let (parts, body) = response.into_parts();
-            let (expired, body) =
-                crate::peek::classify::<E::Envelope, RB>(parts.status, &parts.headers, body).await;
-            let (true, Some(mut replay)) = (expired, replay) else {
-                return Ok(Response::from_parts(parts, body));
-            };
-            drop(body);
-            tracing::debug!(
-                endpoint = E::NAME,
-                "access token rejected as expired; refreshing and replaying once"
-            );
-            let token = session.token_after_rejection(&token).await?;
-            let value = placement.value(&token)?;
-            placement.apply(replay.headers_mut(), &value);
-            std::future::poll_fn(|cx| inner.poll_ready(cx))
-                .await
-                .map_err(Into::into)?;
-            let response = inner.call(replay).await.map_err(Into::into)?;
-            let (parts, body) = response.into_parts();
-            Ok(Response::from_parts(parts, ResponseBody::new(body)))
+            if !crate::peek::worth_reading::<E::Envelope>(parts.status, &parts.headers) {
+                return Ok(Response::from_parts(parts, ResponseBody::new(body)));
+            }
+            // Boxed: the common path's future stays small.
+            Box::pin(classify_and_replay(
+                session, inner, token, replay, parts, body,
+            ))
+            .await
         })
     }
+}
+
+/// An answer worth classifying: returned as it is unless it says the token
+/// expired and the request can be replayed; then one refresh and one replay.
+async fn classify_and_replay<S, E, B, RB>(
+    session: Session<E>,
+    mut inner: S,
+    token: Secret,
+    replay: Option<Request<B>>,
+    parts: http::response::Parts,
+    body: RB,
+) -> Result<Response<ResponseBody<RB>>, BoxError>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<BoxError>,
+    E: RefreshEndpoint,
+    RB: Body,
+{
+    let (expired, body) =
+        crate::peek::classify::<E::Envelope, RB>(parts.status, &parts.headers, body).await;
+    let (true, Some(mut replay)) = (expired, replay) else {
+        return Ok(Response::from_parts(parts, body));
+    };
+    drop(body);
+    tracing::debug!(
+        endpoint = E::NAME,
+        "access token rejected as expired; refreshing and replaying once"
+    );
+    let token = session.token_after_rejection(&token).await?;
+    let value = session.token_header_value(&token)?;
+    session
+        .token_placement()
+        .apply(replay.headers_mut(), &value);
+    std::future::poll_fn(|cx| inner.poll_ready(cx))
+        .await
+        .map_err(Into::into)?;
+    let response = inner.call(replay).await.map_err(Into::into)?;
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, ResponseBody::new(body)))
 }
 
 /// Refuses a request whose destination — its URI, or `origin` joined with

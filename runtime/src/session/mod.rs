@@ -159,6 +159,9 @@ struct Inner<E> {
     status: OnceLock<watch::Sender<Status>>,
     /// Where API requests carry the access token.
     placement: TokenPlacement,
+    /// The header value of the last token handed to an API request, so that
+    /// requests with the same token share one (none is built per request).
+    header_value: arc_swap::ArcSwapOption<http::HeaderValue>,
 }
 
 impl<E> Inner<E> {
@@ -326,6 +329,20 @@ impl<E: RefreshEndpoint> Session<E> {
         &self.inner.placement
     }
 
+    /// The header value carrying `token` ([`TokenPlacement::value`]), built
+    /// once per token and shared by the requests that carry it.
+    pub(crate) fn token_header_value(&self, token: &Secret) -> Result<http::HeaderValue, Error> {
+        let placement = &self.inner.placement;
+        if let Some(value) = &*self.inner.header_value.load()
+            && placement.carries(value, token)
+        {
+            return Ok(http::HeaderValue::clone(value));
+        }
+        let value = placement.value(token)?;
+        self.inner.header_value.store(Some(Arc::new(value.clone())));
+        Ok(value)
+    }
+
     /// Wraps a request to the provider's API: the access token is added
     /// (`Authorization: Bearer` unless
     /// [`SessionBuilder::token_placement`] says otherwise), and if the answer
@@ -447,7 +464,7 @@ impl<E: RefreshEndpoint> Session<E> {
             ))
         })?;
         let placement = &self.inner.placement;
-        let value = placement.value(token)?;
+        let value = self.token_header_value(token)?;
         self.inner
             .client
             .send_authorized(request, token, |request| {
@@ -591,6 +608,7 @@ impl<E: RefreshEndpoint> SessionBuilder<E> {
                 flight: Mutex::new(None),
                 status: OnceLock::new(),
                 placement: self.placement,
+                header_value: Default::default(),
             }),
         })
     }
