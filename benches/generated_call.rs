@@ -78,11 +78,7 @@ async fn hand_written(
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (_server, client, url, request) = runtime.block_on(setup());
+    let (runtime, _server, client, url, request) = setup();
     let refresh_token = request.refresh_token.expose().to_owned();
     let client_id = request.client_id.clone();
 
@@ -135,7 +131,18 @@ fn run<F: std::future::Future<Output = ()>>(
     group.bench_function(name, |b| b.to_async(runtime).iter(&call));
 }
 
-async fn setup() -> (OAuth2Mock, Client, String, PublicRefresh) {
+/// A current-thread runtime with the mock server on it, the crate's client,
+/// the token URL and the request.
+fn setup() -> (Runtime, OAuth2Mock, Client, String, PublicRefresh) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, client, url, request) = runtime.block_on(start());
+    (runtime, server, client, url, request)
+}
+
+async fn start() -> (OAuth2Mock, Client, String, PublicRefresh) {
     let server = OAuth2Mock::builder()
         .public_client("cli")
         .rotate_refresh_tokens(false)
@@ -157,11 +164,7 @@ async fn setup() -> (OAuth2Mock, Client, String, PublicRefresh) {
 fn fixed_calls(spec: &str) {
     let (name, n) = spec.split_once(':').expect("BENCH_CALLS=<contender>:<n>");
     let n: usize = n.parse().expect("a number of calls");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (_server, client, url, request) = runtime.block_on(setup());
+    let (runtime, _server, client, url, request) = setup();
     let refresh_token = request.refresh_token.expose().to_owned();
     runtime.block_on(async {
         for _ in 0..n {
@@ -183,11 +186,7 @@ criterion_group!(benches, bench);
 /// `BENCH_INTERLEAVED=<rounds>:<calls>`: the contenders in turn, the ratio
 /// taken within each round.
 fn interleaved(rounds: usize, calls: usize) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (_server, client, url, request) = runtime.block_on(setup());
+    let (runtime, _server, client, url, request) = setup();
     let refresh_token = request.refresh_token.expose().to_owned();
     let timeout = Some(refresh_endpoint::DEFAULT_TIMEOUT);
     interleave::compare(
@@ -224,12 +223,5 @@ fn interleaved(rounds: usize, calls: usize) {
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var("BENCH_CALLS") {
-        return fixed_calls(&spec);
-    }
-    if let Some((rounds, calls)) = interleave::requested() {
-        return interleaved(rounds, calls);
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    interleave::main(fixed_calls, interleaved, benches);
 }

@@ -17,8 +17,24 @@ use std::time::Instant;
 /// A turn of one contender: `calls` calls, awaited one after the other.
 pub type Turn<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
+/// The bench's `main`: `fixed_calls` with `BENCH_CALLS=<contender>:<n>` (for
+/// counting instructions), `interleaved` with `BENCH_INTERLEAVED`, criterion
+/// otherwise.
+pub fn main(fixed_calls: fn(&str), interleaved: fn(usize, usize), criterion: fn()) {
+    if let Ok(spec) = std::env::var("BENCH_CALLS") {
+        return fixed_calls(&spec);
+    }
+    if let Some((rounds, calls)) = requested() {
+        return interleaved(rounds, calls);
+    }
+    criterion();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
+
 /// Reads `BENCH_INTERLEAVED=<rounds>:<calls>`.
-pub fn requested() -> Option<(usize, usize)> {
+fn requested() -> Option<(usize, usize)> {
     let spec = std::env::var("BENCH_INTERLEAVED").ok()?;
     let (rounds, calls) = spec
         .split_once(':')

@@ -148,35 +148,39 @@ fn stacks() -> Stacks {
     }
 }
 
+/// The body of a 200 answer.
+async fn read_ok(answer: reqwest::Response) -> Bytes {
+    assert_eq!(answer.status(), 200);
+    answer.bytes().await.unwrap()
+}
+
 impl Stacks {
     async fn by_hand_reqwest(&self) -> Bytes {
-        let answer = self
-            .reqwest_client
-            .get(&self.me)
-            .header("authorization", &self.bearer)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-        answer.bytes().await.unwrap()
+        let request = self.reqwest_client.get(&self.me);
+        read_ok(
+            request
+                .header("authorization", &self.bearer)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     async fn middleware(&self) -> Bytes {
-        let answer = self.middleware.get(&self.me).send().await.unwrap();
-        assert_eq!(answer.status(), 200);
-        answer.bytes().await.unwrap()
+        read_ok(self.middleware.get(&self.me).send().await.unwrap()).await
     }
 
     async fn by_hand_stack(&self) -> Bytes {
-        let answer = self
-            .bare_stack
-            .get(&self.me)
-            .header("authorization", &self.bearer)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-        answer.bytes().await.unwrap()
+        let request = self.bare_stack.get(&self.me);
+        read_ok(
+            request
+                .header("authorization", &self.bearer)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     async fn by_hand_hyper(&self) -> Bytes {
@@ -268,12 +272,5 @@ fn interleaved(rounds: usize, calls: usize) {
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var("BENCH_CALLS") {
-        return fixed_calls(&spec);
-    }
-    if let Some((rounds, calls)) = interleave::requested() {
-        return interleaved(rounds, calls);
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    interleave::main(fixed_calls, interleaved, benches);
 }
