@@ -783,3 +783,46 @@ fn check_url(
         .into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(base: &str, url: &str) -> Result<(), Error> {
+        Client::new(base)
+            .unwrap()
+            .check_destination(&Url::parse(url).unwrap())
+    }
+
+    /// The base origin is checked once; any other origin, even one that
+    /// differs by the scheme or the port only, takes the whole check.
+    #[test]
+    fn only_the_base_origin_skips_the_check() {
+        assert!(check("https://api.example.test", "https://api.example.test/a").is_ok());
+        assert!(check("https://api.example.test", "http://api.example.test/a").is_err());
+        assert!(check("https://api.example.test", "http://api.example.test:443/a").is_err());
+        assert!(check("http://127.0.0.1:8080", "http://127.0.0.1:8080/a").is_ok());
+        assert!(check("http://127.0.0.1:8080", "http://10.0.0.1:8080/a").is_err());
+        let plain = Client::new("http://api.example.test").unwrap();
+        let same = Url::parse("http://api.example.test/a").unwrap();
+        assert!(plain.check_destination(&same).is_err());
+    }
+
+    #[cfg(feature = "tower")]
+    #[test]
+    fn a_uri_matches_the_base_only_as_the_url_parser_writes_it() {
+        let client = Client::new("http://127.0.0.1:8080").unwrap();
+        let check = |uri: &str| client.check_destination_uri(&uri.parse().unwrap());
+        assert!(check("http://127.0.0.1:8080/a").is_ok());
+        assert!(check("http://localhost:8080/a").is_ok());
+        assert!(check("http://user@127.0.0.1:8080/a").is_ok());
+        assert!(check("http://example.test:8080/a").is_err());
+        assert!(check("http://127.0.0.1.example.test:8080/a").is_err());
+        assert!(check("ftp://127.0.0.1:8080/a").is_err());
+        let secure = Client::new("https://api.example.test").unwrap();
+        let check = |uri: &str| secure.check_destination_uri(&uri.parse().unwrap());
+        assert!(check("https://api.example.test/a").is_ok());
+        assert!(check("http://api.example.test/a").is_err());
+        assert!(check("https://api.example.test:8443/a").is_ok());
+    }
+}
