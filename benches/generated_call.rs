@@ -77,22 +77,77 @@ async fn hand_written(
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-fn bench(c: &mut Criterion) {
-    let (runtime, _server, client, url, request) = setup();
-    let refresh_token = request.refresh_token.expose().to_owned();
-    let client_id = request.client_id.clone();
+const CONTENDERS: [&str; 3] = ["generated", "hand_written", "hand_written_timeout"];
 
+/// The mock server on a current-thread runtime, the crate's client, the
+/// token URL and the request.
+struct Fixture {
+    runtime: Runtime,
+    _server: OAuth2Mock,
+    client: Client,
+    url: String,
+    request: PublicRefresh,
+    refresh_token: String,
+}
+
+impl Fixture {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(
+            OAuth2Mock::builder()
+                .public_client("cli")
+                .rotate_refresh_tokens(false)
+                .start(),
+        );
+        let tokens = server.issue_tokens_for("cli", "read").unwrap();
+        let client = Client::new(server.url()).unwrap();
+        let url = format!("{}/oauth/token", server.url());
+        let request = PublicRefresh {
+            grant_type: "refresh_token",
+            refresh_token: Secret::new(tokens.refresh_token.as_str()),
+            client_id: "cli".into(),
+        };
+        Fixture {
+            runtime,
+            _server: server,
+            client,
+            url,
+            refresh_token: tokens.refresh_token,
+            request,
+        }
+    }
+
+    /// One call of the contender `name`.
+    async fn call(&self, name: &str) -> TokenResponse {
+        let hand_written = |timeout| {
+            hand_written(
+                self.client.http(),
+                &self.url,
+                &self.refresh_token,
+                "cli",
+                timeout,
+            )
+        };
+        match name {
+            "generated" => self.request.send(&self.client).await.unwrap(),
+            "hand_written" => hand_written(None).await.unwrap(),
+            // With the timeout the crate sets on every request by default.
+            "hand_written_timeout" => hand_written(Some(refresh_endpoint::DEFAULT_TIMEOUT))
+                .await
+                .unwrap(),
+            other => panic!("no contender {other}"),
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let fixture = Fixture::start();
     // Both work, and answer the same.
-    let a = runtime.block_on(request.send(&client)).unwrap();
-    let b = runtime
-        .block_on(hand_written(
-            client.http(),
-            &url,
-            &refresh_token,
-            &client_id,
-            None,
-        ))
-        .unwrap();
+    let a = fixture.runtime.block_on(fixture.call("generated"));
+    let b = fixture.runtime.block_on(fixture.call("hand_written"));
     assert_eq!(a.token_type, b.token_type);
     assert!(!a.access_token.is_empty() && !b.access_token.is_empty());
 
@@ -100,97 +155,36 @@ fn bench(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(4));
     group.sample_size(40);
-    run(&mut group, &runtime, "generated", || async {
-        black_box(request.send(&client).await.unwrap());
-    });
-    run(&mut group, &runtime, "hand_written", || async {
-        black_box(
-            hand_written(client.http(), &url, &refresh_token, &client_id, None)
-                .await
-                .unwrap(),
-        );
-    });
-    // With the timeout the crate sets on every request by default.
-    run(&mut group, &runtime, "hand_written_timeout", || async {
-        let timeout = Some(refresh_endpoint::DEFAULT_TIMEOUT);
-        black_box(
-            hand_written(client.http(), &url, &refresh_token, &client_id, timeout)
-                .await
-                .unwrap(),
-        );
-    });
+    for name in CONTENDERS {
+        group.bench_function(name, |b| {
+            b.to_async(&fixture.runtime)
+                .iter(|| async { black_box(fixture.call(name).await) })
+        });
+    }
     group.finish();
 }
 
-fn run<F: std::future::Future<Output = ()>>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    runtime: &Runtime,
-    name: &str,
-    call: impl Fn() -> F,
-) {
-    group.bench_function(name, |b| b.to_async(runtime).iter(&call));
-}
-
-/// A current-thread runtime with the mock server on it, the crate's client,
-/// the token URL and the request.
-fn setup() -> (Runtime, OAuth2Mock, Client, String, PublicRefresh) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (server, client, url, request) = runtime.block_on(start());
-    (runtime, server, client, url, request)
-}
-
-async fn start() -> (OAuth2Mock, Client, String, PublicRefresh) {
-    let server = OAuth2Mock::builder()
-        .public_client("cli")
-        .rotate_refresh_tokens(false)
-        .start()
-        .await;
-    let tokens = server.issue_tokens_for("cli", "read").unwrap();
-    let client = Client::new(server.url()).unwrap();
-    let url = format!("{}/oauth/token", server.url());
-    let request = PublicRefresh {
-        grant_type: "refresh_token",
-        refresh_token: Secret::new(tokens.refresh_token.as_str()),
-        client_id: "cli".into(),
-    };
-    (server, client, url, request)
-}
+criterion_group!(benches, bench);
 
 /// `BENCH_CALLS=<contender>:<n>`: `n` calls of one contender, for counting
 /// instructions.
 fn fixed_calls(spec: &str) {
     let (name, n) = spec.split_once(':').expect("BENCH_CALLS=<contender>:<n>");
     let n: usize = n.parse().expect("a number of calls");
-    let (runtime, _server, client, url, request) = setup();
-    let refresh_token = request.refresh_token.expose().to_owned();
-    runtime.block_on(async {
+    let fixture = Fixture::start();
+    fixture.runtime.block_on(async {
         for _ in 0..n {
-            match name {
-                "generated" => drop(black_box(request.send(&client).await.unwrap())),
-                "hand_written" => drop(black_box(
-                    hand_written(client.http(), &url, &refresh_token, "cli", None)
-                        .await
-                        .unwrap(),
-                )),
-                other => panic!("no contender {other}"),
-            }
+            black_box(fixture.call(name).await);
         }
     });
 }
 
-criterion_group!(benches, bench);
-
 /// `BENCH_INTERLEAVED=<rounds>:<calls>`: the contenders in turn, the ratio
 /// taken within each round.
 fn interleaved(rounds: usize, calls: usize) {
-    let (runtime, _server, client, url, request) = setup();
-    let refresh_token = request.refresh_token.expose().to_owned();
-    let timeout = Some(refresh_endpoint::DEFAULT_TIMEOUT);
+    let fixture = Fixture::start();
     interleave::compare(
-        &runtime,
+        &fixture.runtime,
         &["hand_written", "hand_written_timeout", "generated"],
         &[
             ("hand_written", "generated"),
@@ -199,23 +193,10 @@ fn interleaved(rounds: usize, calls: usize) {
         rounds,
         calls,
         |name, n| {
-            let (client, url, request, refresh_token) = (&client, &url, &request, &refresh_token);
+            let fixture = &fixture;
             Box::pin(async move {
                 for _ in 0..n {
-                    match name {
-                        "generated" => drop(black_box(request.send(client).await.unwrap())),
-                        "hand_written" | "hand_written_timeout" => {
-                            let limit = (name == "hand_written_timeout")
-                                .then_some(timeout)
-                                .flatten();
-                            drop(black_box(
-                                hand_written(client.http(), url, refresh_token, "cli", limit)
-                                    .await
-                                    .unwrap(),
-                            ))
-                        }
-                        other => panic!("no contender {other}"),
-                    }
+                    black_box(fixture.call(name).await);
                 }
             })
         },

@@ -28,7 +28,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GROUPS = {
-    "generated_call": [["hand_written", "generated"]],
+    "generated_call": [["hand_written", "generated"], ["hand_written_timeout", "generated"]],
     "stacks": [
         ["reqwest/by_hand", "reqwest/middleware"],
         ["reqwest/stack_by_hand", "reqwest/middleware"],
