@@ -61,10 +61,28 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
         &self.session
     }
 
+    /// The session's error as the middleware's, scrubbed of `token` and the
+    /// client's secrets.
+    fn fail(&self, token: &Secret, error: Error) -> reqwest_middleware::Error {
+        let mut scrubber = self.session.client().scrubber();
+        scrubber.add(token);
+        reqwest_middleware::Error::middleware(error.scrubbed(&scrubber))
+    }
+
+    /// Checks where `request` goes and adds `token`.
+    fn authorize(&self, request: &mut reqwest::Request, token: &Secret) -> Result<(), Error> {
+        self.session.client().check_destination(request.url())?;
+        let value = self.session.token_header_value(token)?;
+        self.session
+            .token_placement()
+            .apply(request.headers_mut(), &value);
+        Ok(())
+    }
+
     /// Sends `request` with `token` down the chain, following same-origin
-    /// redirects. `copy` is a copy of `request` as it was before the token
-    /// was added (none when its body cannot be cloned): the next hop of a
-    /// redirect is made from it, so the request is copied once, not per hop.
+    /// redirects for at most `hops` requests. `copy` is a copy of `request`
+    /// as it was before the token was added (none when its body cannot be
+    /// cloned): a redirect's next hop is made from it.
     async fn send(
         &self,
         mut request: reqwest::Request,
@@ -72,61 +90,60 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
         token: &Secret,
         extensions: &mut Extensions,
         next: Next<'_>,
+        hops: usize,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let client = self.session.client();
-        let placement = self.session.token_placement();
-        // Errors only: the scrubber is built when one happens.
-        let fail = |error: Error| {
-            let mut scrubber = client.scrubber();
-            scrubber.add(token);
-            reqwest_middleware::Error::middleware(error.scrubbed(&scrubber))
-        };
-        let value = self.session.token_header_value(token).map_err(fail)?;
         // The copy of each hop after the first.
         let mut hop: Option<reqwest::Request> = None;
-        for first in std::iter::once(true).chain(std::iter::repeat_n(false, MAX_REDIRECTS)) {
-            client.check_destination(request.url()).map_err(fail)?;
-            placement.apply(request.headers_mut(), &value);
+        for first in std::iter::once(true).chain(std::iter::repeat_n(false, hops - 1)) {
+            self.authorize(&mut request, token)
+                .map_err(|e| self.fail(token, e))?;
             let copy = if first { copy } else { hop.as_ref() };
             let own_url = copy.is_none().then(|| request.url().clone());
             let response = next.clone().run(request, extensions).await?;
             let url = copy.map_or_else(|| own_url.as_ref().expect("kept"), |c| c.url());
-            if !same_origin(response.url(), url) {
-                tracing::warn!(
-                    "the HTTP client under the session middleware followed a redirect to another origin; build it with redirect::Policy::none()"
-                );
-            }
-            let status = response.status().as_u16();
-            let next_request = match (location_of(status, response.headers(), url), copy) {
-                (Some(next), Some(copy)) if same_origin(&next, url) => copy
-                    .try_clone()
-                    .and_then(|copy| redirected(copy, status, next)),
-                _ => None,
-            };
-            let Some(next_request) = next_request else {
+            let Some(next_request) = next_hop(&response, copy, url) else {
                 return Ok(response);
             };
             hop = next_request.try_clone();
             request = next_request;
         }
-        Err(fail(
+        Err(self.fail(
+            token,
             ErrorKind::Invalid(format!("more than {MAX_REDIRECTS} redirects")).into(),
         ))
     }
 
-    /// An answer worth classifying: returned as it is unless it says the
-    /// token expired and the request can be replayed; then one refresh and
-    /// one replay.
-    async fn classify_and_replay(
+    /// After a first answer that is a redirect or worth classifying: the
+    /// redirects followed, then the answer returned as it is unless it says
+    /// the token expired and the request can be replayed; then one refresh
+    /// and one replay.
+    async fn after_first_answer(
         &self,
         response: reqwest::Response,
-        replay: Option<reqwest::Request>,
+        copy: Option<reqwest::Request>,
+        url: reqwest::Url,
         token: Secret,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
+        let response = match next_hop(&response, copy.as_ref(), &url) {
+            Some(hop) => {
+                let hop_copy = hop.try_clone();
+                let hops = MAX_REDIRECTS;
+                self.send(
+                    hop,
+                    hop_copy.as_ref(),
+                    &token,
+                    extensions,
+                    next.clone(),
+                    hops,
+                )
+                .await?
+            }
+            None => response,
+        };
         let (expired, response) = crate::peek::classify_reqwest::<E::Envelope>(response).await;
-        let (true, Some(replay)) = (expired, replay) else {
+        let (true, Some(replay)) = (expired, copy) else {
             return Ok(response);
         };
         drop(response);
@@ -140,9 +157,37 @@ impl<E: RefreshEndpoint> SessionMiddleware<E> {
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         let copy = replay.try_clone();
-        self.send(replay, copy.as_ref(), &token, extensions, next)
+        let hops = MAX_REDIRECTS + 1;
+        self.send(replay, copy.as_ref(), &token, extensions, next, hops)
             .await
     }
+}
+
+/// Warns when the HTTP client under the middleware followed a redirect to
+/// another origin itself.
+fn warn_if_followed(response: &reqwest::Response, url: &reqwest::Url) {
+    if response.url() != url && !same_origin(response.url(), url) {
+        tracing::warn!(
+            "the HTTP client under the session middleware followed a redirect to another origin; build it with redirect::Policy::none()"
+        );
+    }
+}
+
+/// The next request of a same-origin redirect, made from `copy`; none for
+/// an answer that is not a redirect, points to another origin, or answers a
+/// request that cannot be copied.
+fn next_hop(
+    response: &reqwest::Response,
+    copy: Option<&reqwest::Request>,
+    url: &reqwest::Url,
+) -> Option<reqwest::Request> {
+    warn_if_followed(response, url);
+    let status = response.status().as_u16();
+    let next = location_of(status, response.headers(), url)?;
+    if !same_origin(&next, url) {
+        return None;
+    }
+    redirected(copy?.try_clone()?, status, next)
 }
 
 impl<E: RefreshEndpoint> Clone for SessionMiddleware<E> {
@@ -165,24 +210,37 @@ impl<E: RefreshEndpoint> std::fmt::Debug for SessionMiddleware<E> {
 impl<E: RefreshEndpoint> Middleware for SessionMiddleware<E> {
     async fn handle(
         &self,
-        request: reqwest::Request,
+        mut request: reqwest::Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let session = &self.session;
-        let token = session
+        let token = self
+            .session
             .access_token()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
         // One copy, for a redirect's next hop or a replay after a refresh.
-        let replay = request.try_clone();
-        let response = self
-            .send(request, replay.as_ref(), &token, extensions, next.clone())
-            .await?;
-        if !crate::peek::worth_reading::<E::Envelope>(response.status(), response.headers()) {
+        let copy = request.try_clone();
+        let own_url = copy.is_none().then(|| request.url().clone());
+        self.authorize(&mut request, &token)
+            .map_err(|e| self.fail(&token, e))?;
+        let response = next.clone().run(request, extensions).await?;
+        let status = response.status();
+        if !status.is_redirection()
+            && !crate::peek::worth_reading::<E::Envelope>(status, response.headers())
+        {
+            // The common case, kept small: an answer that is neither a
+            // redirect nor worth classifying is the caller's.
+            let url = copy
+                .as_ref()
+                .map_or_else(|| own_url.as_ref().expect("kept"), |c| c.url());
+            warn_if_followed(&response, url);
             return Ok(response);
         }
-        // Boxed: the common path's future stays small.
-        Box::pin(self.classify_and_replay(response, replay, token, extensions, next)).await
+        let url = match (&copy, own_url) {
+            (Some(copy), _) => copy.url().clone(),
+            (None, url) => url.expect("kept"),
+        };
+        Box::pin(self.after_first_answer(response, copy, url, token, extensions, next)).await
     }
 }

@@ -118,6 +118,9 @@ async fn api(
         "/flaky" if api.flaky.fetch_add(1, Ordering::SeqCst) == 0 => {
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
+        "/here" => (StatusCode::TEMPORARY_REDIRECT, [("location", "/moved")], "").into_response(),
+        "/moved" => (StatusCode::OK, "moved").into_response(),
+        "/loop" => (StatusCode::FOUND, [("location", "/loop")], "").into_response(),
         "/elsewhere" => {
             let other = api.other_origin.lock().unwrap().clone();
             (
@@ -455,6 +458,37 @@ async fn a_redirect_to_another_origin_is_returned_not_followed() {
         .unwrap();
     assert_eq!(answer.status(), 302, "tower: returned as is");
     assert_eq!(f.api.other_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_middleware_follows_same_origin_redirects_with_the_token_and_stops_at_ten() {
+    let f = fixture().await;
+    f.session.refresh().await.unwrap();
+    let answer = f
+        .middleware()
+        .get(format!("{}/here", f.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.text().await.unwrap(),
+        "moved",
+        "the token went to /moved too"
+    );
+    assert_eq!(f.calls(), 2);
+    let error = f
+        .middleware()
+        .get(format!("{}/loop", f.url))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(session_error(&error).kind(), ErrorKind::Invalid(text) if text.contains("redirects")),
+        "{error}"
+    );
+    assert_eq!(f.calls(), 2 + 11, "the first request and ten redirects");
+    assert_eq!(f.refreshes(), 1);
 }
 
 #[tokio::test]
