@@ -27,9 +27,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let model = Input::from_syn(&item, &mut errors);
-    let mention = mention_types(&args, &item.generics);
-    let stubs = stubs(&args, &item);
-    let spec = valid::check(args, &model, &mut errors);
+    let spec = valid::check(&args, &model, &mut errors);
     match (errors.into_result(), spec) {
         (Ok(()), Some(spec)) => generate(&model, &spec),
         (result, _) => {
@@ -38,8 +36,8 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                 .map(|e| e.to_compile_error())
                 .unwrap_or_default();
             out.extend(emit_struct(&item, None));
-            out.extend(mention);
-            out.extend(stubs);
+            out.extend(mention_types(&args, &item.generics));
+            out.extend(stubs(&args, &item));
             out
         }
     }
