@@ -262,13 +262,15 @@ fn serialize_impl(input: &Input, krate: &syn::Path) -> TokenStream {
         quote!(#serde::Serializer::serialize_unit_struct(__serializer, #name))
     } else {
         let len = body_fields.len();
+        // As `at_type` would place it, written in place rather than
+        // re-spanned: one statement per field of every endpoint.
         let fields = body_fields.iter().map(|field| {
-            let member = field.ident;
-            let key = unraw(member);
-            at_type(
-                field,
-                quote!(#serde::ser::SerializeStruct::serialize_field(&mut __state, #key, &self.#member)?;),
-            )
+            let span = Span::call_site().located_at(field.ty.span());
+            let serde = respan(serde.clone(), span);
+            let mut member = field.ident.clone();
+            member.set_span(span);
+            let key = LitStr::new(&unraw(field.ident), span);
+            quote_spanned!(span=> #serde::ser::SerializeStruct::serialize_field(&mut __state, #key, &self.#member)?;)
         });
         quote! {
             let mut __state = #serde::Serializer::serialize_struct(__serializer, #name, #len)?;
