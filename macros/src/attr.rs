@@ -39,6 +39,7 @@ pub struct AuthArg {
 }
 
 /// One `name = value` of `fields(...)`, `query(...)` or `header(...)`.
+#[derive(Clone)]
 pub struct Constant {
     pub name: LitStr,
     /// The value as it is sent.
@@ -55,7 +56,7 @@ pub struct EnvelopeArg {
 }
 
 /// The options of a declared envelope: `json(code = "error", terminal = [...])`.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct EnvelopeOptions {
     pub data: Option<LitStr>,
     pub code: Option<LitStr>,
@@ -68,12 +69,14 @@ pub struct EnvelopeOptions {
     pub written: Vec<String>,
 }
 
+#[derive(Clone)]
 pub enum SuccessArg {
     Int(LitInt),
     Str(LitStr),
 }
 
 /// One item of `terminal = [...]`, `retryable`, `keep` or `expired`.
+#[derive(Clone)]
 pub struct RuleArg {
     pub status: Option<LitInt>,
     pub code: Option<String>,

@@ -27,9 +27,7 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let model = Input::from_syn(&item, &mut errors);
-    let mention = mention_types(&args, &item.generics);
-    let stubs = stubs(&args, &item);
-    let spec = valid::check(args, &model, &mut errors);
+    let spec = valid::check(&args, &model, &mut errors);
     match (errors.into_result(), spec) {
         (Ok(()), Some(spec)) => generate(&model, &spec),
         (result, _) => {
@@ -38,8 +36,8 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                 .map(|e| e.to_compile_error())
                 .unwrap_or_default();
             out.extend(emit_struct(&item, None));
-            out.extend(mention);
-            out.extend(stubs);
+            out.extend(mention_types(&args, &item.generics));
+            out.extend(stubs(&args, &item));
             out
         }
     }
@@ -83,7 +81,6 @@ fn stubs(args: &attr::Args, item: &DeriveInput) -> TokenStream {
                 type Auth = #krate::auth::NoAuth;
                 type Envelope = #krate::envelope::Plain;
                 const NAME: &'static str = "";
-                const METHOD: #krate::__private::Method = #krate::__private::Method::POST;
                 fn write_path(&self, _: &mut ::std::string::String) -> ::core::result::Result<(), #krate::Error> {
                     #refused
                 }
@@ -209,6 +206,91 @@ fn emit_struct(item: &DeriveInput, serde: Option<&syn::Path>) -> TokenStream {
     item.into_token_stream()
 }
 
+/// Whether the body's `Serialize` impl is the plain one that
+/// `#[derive(Serialize)]` writes for a struct without `#[serde(...)]`
+/// attributes and without generic parameters, so that the attribute can write
+/// it itself: a derive per struct, with its own expansion, is much of the
+/// compile time of a crate with many endpoints. Any `#[serde(...)]` or generic
+/// parameter goes through serde's derive.
+fn plain_serialize(input: &Input) -> bool {
+    let item = input.item;
+    let serde = |attrs: &[syn::Attribute]| attrs.iter().any(|a| a.path().is_ident("serde"));
+    let syn::Data::Struct(data) = &item.data else {
+        return false;
+    };
+    item.generics.params.is_empty()
+        && !serde(&item.attrs)
+        && !matches!(data.fields, syn::Fields::Unnamed(_))
+        && !data.fields.iter().any(|f| serde(&f.attrs))
+}
+
+/// The struct of a valid input, without our field attributes (each field
+/// has at most one, its `role_attr`), for [`serialize_impl`].
+fn emit_plain_struct(input: &Input) -> TokenStream {
+    let mut item = input.item.clone();
+    if let (syn::Data::Struct(data), syn::Data::Struct(original)) =
+        (&mut item.data, &input.item.data)
+    {
+        for ((field, original), model) in data
+            .fields
+            .iter_mut()
+            .zip(&original.fields)
+            .zip(&input.fields)
+        {
+            let role = model
+                .role_attr
+                .and_then(|role| original.attrs.iter().position(|a| std::ptr::eq(a, role)));
+            if let Some(at) = role {
+                field.attrs.remove(at);
+            }
+        }
+    }
+    item.into_token_stream()
+}
+
+/// `Serialize` for a struct that [`plain_serialize`] accepts: what
+/// `#[derive(Serialize)]` writes for it, the fields that are not sent in
+/// the body left out. A field whose type is not `Serialize` is reported at
+/// that type.
+fn serialize_impl(input: &Input, krate: &syn::Path) -> TokenStream {
+    let ident = &input.item.ident;
+    let name = ident.to_string();
+    let serde = quote!(#krate::__private::serde);
+    let body_fields: Vec<&Field> = input.fields.iter().filter(|f| f.role.in_body()).collect();
+    let unit = matches!(&input.item.data, syn::Data::Struct(data) if matches!(data.fields, syn::Fields::Unit));
+    let body = if unit {
+        quote!(#serde::Serializer::serialize_unit_struct(__serializer, #name))
+    } else {
+        let len = body_fields.len();
+        // As `at_type` would place it, written in place rather than
+        // re-spanned: one statement per field of every endpoint.
+        let fields = body_fields.iter().map(|field| {
+            let span = Span::call_site().located_at(field.ty.span());
+            let serde = respan(serde.clone(), span);
+            let mut member = field.ident.clone();
+            member.set_span(span);
+            let key = LitStr::new(&unraw(field.ident), span);
+            quote_spanned!(span=> #serde::ser::SerializeStruct::serialize_field(&mut __state, #key, &self.#member)?;)
+        });
+        quote! {
+            let mut __state = #serde::Serializer::serialize_struct(__serializer, #name, #len)?;
+            #(#fields)*
+            #serde::ser::SerializeStruct::end(__state)
+        }
+    };
+    quote! {
+        #[automatically_derived]
+        impl #serde::Serialize for #ident {
+            fn serialize<__S: #serde::Serializer>(
+                &self,
+                __serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                #body
+            }
+        }
+    }
+}
+
 fn generate(input: &Input, spec: &Spec) -> TokenStream {
     let krate = &spec.krate;
     let item = input.item;
@@ -236,11 +318,21 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
     let response_decl = quote_spanned!(response.span()=> type Response = #response;);
     let auth = auth_type(krate, &spec.auth);
     let envelope = envelope_type(krate, &spec.envelope);
+    // The trait's defaults (`POST`, no token field) are not repeated: each
+    // constant is one more item for the compiler to check.
     let method = &spec.method;
-    let carries = input
+    let method_decl = (method != "POST").then(
+        || quote!(const METHOD: #krate::__private::Method = #krate::__private::Method::#method;),
+    );
+    let carries_decl = input
         .fields
         .iter()
-        .any(|f| matches!(f.role, Role::RefreshToken));
+        .any(|f| matches!(f.role, Role::RefreshToken))
+        .then(|| {
+            quote!(
+                const CARRIES_REFRESH_TOKEN: bool = true;
+            )
+        });
 
     let path_steps = spec.segments.iter().map(|segment| match segment {
         Segment::Literal(text) => quote!(#krate::__private::push_literal(__path, #text);),
@@ -393,30 +485,23 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
         ),
         _ => (quote!(), quote!(::core::option::Option::None), ""),
     };
-    // `send` returns the runtime's future rather than being an `async fn`:
-    // an `async fn` per struct is a state machine per struct for rustc to
-    // type-check, borrow-check and check auto traits on (most of the
-    // compile cost of a crate with many endpoints).
+    // `send` returns the runtime's named future, `Sending`, rather than
+    // being an `async fn` or returning `impl Future`: an `async fn` per
+    // struct is a state machine per struct for rustc to type-check,
+    // borrow-check and check auto traits on, and an `impl Future` an opaque
+    // type per struct whose hidden type rustc infers and checks against its
+    // bounds (most of the compile cost of a crate with many endpoints).
     let send_token_param = match spec.auth {
         Auth::RefreshBearer => quote!(, refresh_token: &'__r #krate::Secret),
         _ => quote!(),
     };
-    let captures: Vec<TokenStream> = item
-        .generics
-        .params
-        .iter()
-        .map(|param| match param {
-            syn::GenericParam::Lifetime(p) => p.lifetime.to_token_stream(),
-            syn::GenericParam::Type(p) => p.ident.to_token_stream(),
-            syn::GenericParam::Const(p) => p.ident.to_token_stream(),
-        })
-        .collect();
     let token_pass = match spec.auth {
         Auth::RefreshBearer => quote!(, refresh_token),
         _ => quote!(),
     };
-    let send_doc =
-        format!("Sends this request to the client's provider and unwraps the response.{token_doc}");
+    let send_doc = format!(
+        "Sends this request to the client's provider and unwraps the response: the future resolves to the endpoint's `Response`.{token_doc}"
+    );
     let blocking_doc = format!(
         "Like [`{name}::send`], for code without an async runtime. Do not call it inside one."
     );
@@ -459,8 +544,15 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
             }
         }
     });
-    let serde_krate = (spec.body != Body::None).then_some(krate);
-    let item_tokens = emit_struct(item, serde_krate);
+    let item_tokens = match spec.body {
+        Body::None => emit_struct(item, None),
+        _ if plain_serialize(input) => {
+            let mut out = emit_plain_struct(input);
+            out.extend(serialize_impl(input, krate));
+            out
+        }
+        _ => emit_struct(item, Some(krate)),
+    };
 
     quote! {
         #item_tokens
@@ -474,8 +566,8 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
             type Auth = #auth;
             type Envelope = #envelope;
             const NAME: &'static str = #name;
-            const METHOD: #krate::__private::Method = #krate::__private::Method::#method;
-            const CARRIES_REFRESH_TOKEN: bool = #carries;
+            #method_decl
+            #carries_decl
 
             #write_path
             #write_query
@@ -490,9 +582,7 @@ fn generate(input: &Input, spec: &Spec) -> TokenStream {
             #vis fn send<'__r>(
                 &'__r self,
                 client: &'__r #krate::Client #send_token_param
-            ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<#response, #krate::Error>,
-            > + use<'__r #(, #captures)*> {
+            ) -> #krate::Sending<'__r, Self> {
                 #krate::Client::send(client, self, #token_arg)
             }
         }

@@ -68,7 +68,7 @@ const ENVELOPES: [&str; 6] = ["plain", "json", "code_msg_data", "xrpc", "clerk",
 
 /// Checks the arguments against the struct. `None` when any rule failed;
 /// every failure is in `errors`.
-pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
+pub fn check(args: &Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
     check_generics(input, errors);
     check_derives(input, errors);
     check_headers(input, errors);
@@ -87,7 +87,7 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
         }
         None => {
             missing(
-                &args,
+                args,
                 "path",
                 "missing key `path`; write `path = \"/the/refresh/route\"`",
                 errors,
@@ -97,27 +97,27 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
     };
     if args.response.is_none() {
         missing(
-            &args,
+            args,
             "response",
             "missing key `response`; write `response = TypeOfTheAnswer` (any `Deserialize` type)",
             errors,
         );
     }
 
-    let method = match args.method {
-        Some(method) => check_method(method, errors),
+    let method = match &args.method {
+        Some(method) => check_method(method.clone(), errors),
         None => Ident::new("POST", Span::call_site()),
     };
     let auth = match &args.auth {
         Some(arg) => check_auth(arg, errors),
         None => Auth::None,
     };
-    let fields = args.fields.unwrap_or_default();
-    let query = args.query.unwrap_or_default();
-    let header = args.header.unwrap_or_default();
+    let fields = args.fields.clone().unwrap_or_default();
+    let query = args.query.clone().unwrap_or_default();
+    let header = args.header.clone().unwrap_or_default();
     check_constants(&fields, &query, &header, input, errors);
-    let envelope = match args.envelope {
-        Some(arg) => check_envelope(arg.path, arg.options, errors),
+    let envelope = match &args.envelope {
+        Some(arg) => check_envelope(arg.path.clone(), arg.options.clone(), errors),
         None => Envelope::Plain,
     };
     check_auth_fields(args.auth.as_ref().map(|a| &a.path), &auth, input, errors);
@@ -125,13 +125,14 @@ pub fn check(args: Args, input: &Input, errors: &mut Errors) -> Option<Spec> {
 
     let krate = args
         .krate
+        .clone()
         .unwrap_or_else(|| syn::parse_quote!(::refresh_endpoint));
     Some(Spec {
         segments,
         method,
         auth,
         envelope,
-        response: args.response?,
+        response: args.response.clone()?,
         body,
         krate,
         fields,

@@ -15,6 +15,7 @@ use crate::auth::{Auth, Credentials};
 use crate::endpoint::Endpoint;
 use crate::envelope::{Envelope, RawResponse};
 use crate::scrub::Scrubber;
+use crate::sending::Sending;
 use crate::{Error, ErrorKind, Secret};
 
 /// The most same-origin redirects an authorized request follows.
@@ -118,13 +119,12 @@ impl Client {
     ///
     /// `refresh_token` is needed by `auth = refresh_bearer` endpoints; the
     /// methods the attribute generates (`send`, `send_blocking`) call this.
-    pub async fn send<E: Endpoint + ?Sized>(
-        &self,
-        endpoint: &E,
-        refresh_token: Option<&Secret>,
-    ) -> Result<E::Response, Error> {
-        let (response, scrubber) = self.execute_scrubbed(endpoint, refresh_token).await?;
-        unwrap_scrubbed::<E::Envelope, E::Response>(&response, &scrubber)
+    pub fn send<'a, E: Endpoint + ?Sized>(
+        &'a self,
+        endpoint: &'a E,
+        refresh_token: Option<&'a Secret>,
+    ) -> Sending<'a, E> {
+        Sending::new(self, endpoint, refresh_token)
     }
 
     /// Calls `endpoint` and returns the whole response, not unwrapped.
@@ -145,12 +145,23 @@ impl Client {
         refresh_token: Option<&Secret>,
     ) -> Result<(RawResponse, Scrubber), Error> {
         let (request, scrubber) = self.prepare(endpoint, refresh_token)?;
-        let fetch = self.fetch_inner(E::NAME, request);
+        self.execute_prepared(E::NAME, request, scrubber).await
+    }
+
+    /// Sends a request [`Client::prepare`] built, refusing a redirect. Not
+    /// generic: compiled once, whatever the endpoint.
+    pub(crate) async fn execute_prepared(
+        &self,
+        name: &'static str,
+        request: reqwest::Request,
+        scrubber: Scrubber,
+    ) -> Result<(RawResponse, Scrubber), Error> {
+        let fetch = self.fetch_inner(name, request);
         // One timer for the whole exchange, connection and body included.
         let fetched = match self.inner.timeout {
             Some(limit) => tokio::time::timeout(limit, fetch)
                 .await
-                .unwrap_or_else(|_| Err(ErrorKind::Timeout { endpoint: E::NAME }.into())),
+                .unwrap_or_else(|_| Err(ErrorKind::Timeout { endpoint: name }.into())),
             None => fetch.await,
         };
         let (response, Fetched { url, moved }) = fetched.map_err(|e| e.scrubbed(&scrubber))?;
@@ -161,12 +172,12 @@ impl Client {
                 None => location(&response, &url),
             };
             let error: Error = ErrorKind::Redirect {
-                endpoint: E::NAME,
+                endpoint: name,
                 status: response.status,
                 location: location.map(|url| url.origin().ascii_serialization()),
             }
             .into();
-            tracing::warn!(endpoint = E::NAME, %error, "refusing to follow a redirect");
+            tracing::warn!(endpoint = name, %error, "refusing to follow a redirect");
             return Err(error.scrubbed(&scrubber));
         }
         Ok((response, scrubber))
@@ -185,7 +196,7 @@ impl Client {
 
     /// Builds the request and gathers every secret it carries: the refresh
     /// token, the client secret, `Secret`-typed fields, sensitive headers.
-    fn prepare<E: Endpoint + ?Sized>(
+    pub(crate) fn prepare<E: Endpoint + ?Sized>(
         &self,
         endpoint: &E,
         refresh_token: Option<&Secret>,

@@ -32,8 +32,8 @@ pub trait Endpoint {
 
     /// A name for logs and errors: the struct's name.
     const NAME: &'static str;
-    /// The HTTP method.
-    const METHOD: Method;
+    /// The HTTP method: `POST` unless given.
+    const METHOD: Method = Method::POST;
     /// Whether a field carries the refresh token (`#[refresh_token]`).
     const CARRIES_REFRESH_TOKEN: bool = false;
 

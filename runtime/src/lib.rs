@@ -43,6 +43,7 @@ pub mod providers;
 pub mod retry;
 mod scrub;
 mod secret;
+mod sending;
 pub mod session;
 pub mod store;
 pub mod tokens;
@@ -60,6 +61,7 @@ pub use endpoint::Endpoint;
 pub use error::{ApiError, Error, ErrorKind};
 pub use refresh_endpoint_macros::refresh_endpoint;
 pub use secret::Secret;
+pub use sending::Sending;
 
 /// The HTTP client this crate is built on, for custom [`auth::Auth`] schemes
 /// and for calls made with [`Client::http`].
