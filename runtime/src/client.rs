@@ -231,7 +231,7 @@ impl Client {
             url.query_pairs_mut().extend_pairs(query);
         }
         let mut request = reqwest::Request::new(E::METHOD, url);
-        // The timeout is the refresh's own (`read_whole`), not reqwest's.
+        // The timeout is the exchange's own (`execute_prepared`), not reqwest's.
         self.apply_headers(&mut request);
         endpoint.write_headers(request.headers_mut())?;
         if let Some(body) = endpoint.body()? {

@@ -161,6 +161,7 @@ struct Inner<E> {
     placement: TokenPlacement,
     /// The header value of the last token handed to an API request, so that
     /// requests with the same token share one (none is built per request).
+    /// Replaced when the token changes, emptied at sign-out.
     header_value: arc_swap::ArcSwapOption<http::HeaderValue>,
 }
 

@@ -371,6 +371,8 @@ async fn sign_out<E: RefreshEndpoint>(inner: &Inner<E>, dead: &Secret, reason: O
         tracing::warn!(%error, "could not clear the store after sign-out");
     }
     publish(inner, Kind::SignedOut(reason.clone()));
+    // No copy of a dead session's access token stays behind.
+    inner.header_value.store(None);
     inner
         .status_sender()
         .send_replace(Status::SignedOut(reason));
