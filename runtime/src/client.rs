@@ -3,17 +3,17 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{
     CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
 };
 use reqwest::{Method, Url};
-use tracing::Instrument;
 
 use crate::auth::{Auth, Credentials};
 use crate::endpoint::Endpoint;
 use crate::envelope::{Envelope, RawResponse};
+use crate::exchange::{Exchange, Fetched};
 use crate::scrub::Scrubber;
 use crate::sending::Sending;
 use crate::{Error, ErrorKind, Secret};
@@ -156,17 +156,33 @@ impl Client {
         request: reqwest::Request,
         scrubber: Scrubber,
     ) -> Result<(RawResponse, Scrubber), Error> {
-        let fetch = self.fetch_inner(name, request);
-        // One timer for the whole exchange, connection and body included.
-        let fetched = match self.inner.timeout {
-            Some(limit) => tokio::time::timeout(limit, fetch)
-                .await
-                .unwrap_or_else(|_| Err(ErrorKind::Timeout { endpoint: name }.into())),
-            None => fetch.await,
-        };
+        let fetched = self.exchange(name, request).await;
+        self.refuse_redirect(name, fetched, scrubber)
+    }
+
+    /// The exchange of a request [`Client::prepare`] built: one timer for
+    /// the whole of it, connection and body included.
+    pub(crate) fn exchange(&self, name: &'static str, request: reqwest::Request) -> Exchange {
+        Exchange::new(
+            &self.inner.http,
+            self.inner.max_response_bytes,
+            name,
+            request,
+            self.inner.timeout,
+        )
+    }
+
+    /// The end of [`Client::exchange`]: the answer, unless it is a redirect
+    /// (the HTTP client may be the user's own and have followed it); every
+    /// error scrubbed of the request's secrets.
+    pub(crate) fn refuse_redirect(
+        &self,
+        name: &'static str,
+        fetched: Result<(RawResponse, Fetched), Error>,
+        scrubber: Scrubber,
+    ) -> Result<(RawResponse, Scrubber), Error> {
         let (response, Fetched { url, moved }) = fetched.map_err(|e| e.scrubbed(&scrubber))?;
         if (300..400).contains(&response.status) || moved.is_some() {
-            // A client of the user's own may have followed it already.
             let location = match moved {
                 Some(final_url) => Some(final_url),
                 None => location(&response, &url),
@@ -398,89 +414,13 @@ impl Client {
         endpoint: &'static str,
         request: reqwest::Request,
     ) -> Result<RawResponse, Error> {
-        Ok(self.fetch_inner(endpoint, request).await?.0)
-    }
-
-    /// Sends, reads, and also tells the URL the answer came from.
-    async fn fetch_inner(
-        &self,
-        endpoint: &'static str,
-        request: reqwest::Request,
-    ) -> Result<(RawResponse, Fetched), Error> {
-        let span = tracing::debug_span!(
-            "refresh_endpoint.http",
-            endpoint,
-            method = %request.method(),
-            status = tracing::field::Empty,
-        );
-        if span.is_disabled() {
-            return self.read(endpoint, request).await;
-        }
-        let started = Instant::now();
-        let result = self.read(endpoint, request).instrument(span.clone()).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        match &result {
-            Ok((response, _)) => {
-                span.record("status", response.status);
-                tracing::debug!(parent: &span, elapsed_ms, "response received");
-            }
-            Err(error) => tracing::debug!(parent: &span, elapsed_ms, %error, "request failed"),
-        }
-        result
-    }
-
-    async fn read(
-        &self,
-        endpoint: &'static str,
-        request: reqwest::Request,
-    ) -> Result<(RawResponse, Fetched), Error> {
         let limit = self.inner.max_response_bytes;
-        let url = request.url().clone();
-        let mut response = self
-            .inner
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| Error::transport(endpoint, e))?;
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
-            return Err(ErrorKind::TooLarge { endpoint, limit }.into());
-        }
-        let status = response.status().as_u16();
-        let moved = (*response.url() != url).then(|| response.url().clone());
-        let headers = std::mem::take(response.headers_mut());
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| Error::transport(endpoint, e))?
-        {
-            if body.len() + chunk.len() > limit {
-                return Err(ErrorKind::TooLarge { endpoint, limit }.into());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((
-            RawResponse {
-                endpoint,
-                status,
-                headers,
-                body,
-            },
-            Fetched { url, moved },
-        ))
+        Ok(
+            Exchange::new(&self.inner.http, limit, endpoint, request, None)
+                .await?
+                .0,
+        )
     }
-}
-
-/// Where a request went.
-struct Fetched {
-    /// The URL the request was sent to.
-    url: Url,
-    /// The URL the answer came from, when the HTTP client followed a
-    /// redirect.
-    moved: Option<Url>,
 }
 
 /// Unwraps `response` with `Env`, every text of a failure scrubbed of the

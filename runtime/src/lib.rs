@@ -36,6 +36,7 @@ pub mod clock;
 pub mod endpoint;
 pub mod envelope;
 pub mod error;
+mod exchange;
 #[cfg(feature = "middleware")]
 pub mod middleware;
 mod peek;

@@ -7,43 +7,48 @@ use std::task::{Context, Poll};
 
 use crate::client::unwrap_scrubbed;
 use crate::endpoint::Endpoint;
-use crate::envelope::RawResponse;
+use crate::exchange::Exchange;
 use crate::scrub::Scrubber;
 use crate::{Client, Error, Secret};
 
-/// The answer of the part of a call that does not depend on the endpoint.
-type Exchange<'a> =
-    Pin<Box<dyn Future<Output = Result<(RawResponse, Scrubber), Error>> + Send + 'a>>;
-
-/// A call in flight: what [`Client::send`] and the `send` method that
-/// `#[refresh_endpoint]` writes return. Await it for the endpoint's
-/// response:
-///
-/// ```no_run
-/// # use refresh_endpoint::{Client, Secret, refresh_endpoint};
-/// # use refresh_endpoint::providers::atproto::AtpSession;
-/// #[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
-///                    auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
-/// struct RefreshSession;
-///
-/// # async fn run(client: Client, refresh_jwt: Secret) -> Result<(), refresh_endpoint::Error> {
-/// let session: AtpSession = RefreshSession.send(&client, &refresh_jwt).await?;
-/// # let _ = session; Ok(()) }
-/// ```
-///
-/// Nothing is sent until it is first polled. It is `Send` when the endpoint
-/// is `Sync`, as an `async fn` holding `&endpoint` would be.
-///
-/// A named type, rather than an `async fn`'s, so that a crate declaring
-/// many endpoints does not have the compiler infer and check a future type
-/// for each of their `send` methods; the part of the call that does not
-/// depend on the endpoint is one future, compiled once.
-#[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct Sending<'a, E: Endpoint + ?Sized> {
-    client: &'a Client,
-    endpoint: &'a E,
-    refresh_token: Option<&'a Secret>,
-    exchange: Option<Exchange<'a>>,
+pin_project_lite::pin_project! {
+    /// A call in flight: what [`Client::send`] and the `send` method that
+    /// `#[refresh_endpoint]` writes return. Await it for the endpoint's
+    /// response:
+    ///
+    /// ```no_run
+    /// # use refresh_endpoint::{Client, Secret, refresh_endpoint};
+    /// # use refresh_endpoint::providers::atproto::AtpSession;
+    /// #[refresh_endpoint(path = "/xrpc/com.atproto.server.refreshSession",
+    ///                    auth = refresh_bearer, envelope = xrpc, response = AtpSession)]
+    /// struct RefreshSession;
+    ///
+    /// # async fn run(client: Client, refresh_jwt: Secret) -> Result<(), refresh_endpoint::Error> {
+    /// let session: AtpSession = RefreshSession.send(&client, &refresh_jwt).await?;
+    /// # let _ = session; Ok(()) }
+    /// ```
+    ///
+    /// Nothing is sent until it is first polled. It is `Send` when the endpoint
+    /// is `Sync`, as an `async fn` holding `&endpoint` would be.
+    ///
+    /// A named type, rather than an `async fn`'s, so that a crate declaring
+    /// many endpoints does not have the compiler infer and check a future type
+    /// for each of their `send` methods; the part of the call that does not
+    /// depend on the endpoint is one future, compiled once.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Sending<'a, E>
+    where
+        E: Endpoint,
+        E: ?Sized,
+    {
+        client: &'a Client,
+        endpoint: &'a E,
+        refresh_token: Option<&'a Secret>,
+        // The secrets the request carries, once it is built.
+        scrubber: Option<Scrubber>,
+        #[pin]
+        exchange: Option<Exchange>,
+    }
 }
 
 impl<'a, E: Endpoint + ?Sized> Sending<'a, E> {
@@ -56,6 +61,7 @@ impl<'a, E: Endpoint + ?Sized> Sending<'a, E> {
             client,
             endpoint,
             refresh_token,
+            scrubber: None,
             exchange: None,
         }
     }
@@ -64,21 +70,25 @@ impl<'a, E: Endpoint + ?Sized> Sending<'a, E> {
 impl<E: Endpoint + ?Sized> Future for Sending<'_, E> {
     type Output = Result<E::Response, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let exchange = match &mut this.exchange {
-            Some(exchange) => exchange,
-            None => {
-                let client = this.client;
-                let (request, scrubber) = client.prepare(this.endpoint, this.refresh_token)?;
-                this.exchange.insert(Box::pin(client.execute_prepared(
-                    E::NAME,
-                    request,
-                    scrubber,
-                )))
-            }
-        };
-        let (response, scrubber) = std::task::ready!(exchange.as_mut().poll(cx))?;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.exchange.is_none() {
+            let this = self.as_mut().project();
+            let (request, scrubber) = this.client.prepare(*this.endpoint, *this.refresh_token)?;
+            *this.scrubber = Some(scrubber);
+            let exchange = this.client.exchange(E::NAME, request);
+            self.as_mut().project().exchange.set(Some(exchange));
+        }
+        let this = self.project();
+        let exchange = this
+            .exchange
+            .as_pin_mut()
+            .expect("the exchange was just started");
+        let fetched = std::task::ready!(exchange.poll(cx));
+        let scrubber = this
+            .scrubber
+            .take()
+            .expect("a call polled after it completed");
+        let (response, scrubber) = this.client.refuse_redirect(E::NAME, fetched, scrubber)?;
         Poll::Ready(unwrap_scrubbed::<E::Envelope, E::Response>(
             &response, &scrubber,
         ))

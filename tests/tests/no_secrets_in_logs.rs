@@ -84,6 +84,20 @@ async fn logs_name_the_refresh_and_its_outcome_but_never_a_token() {
         "{logs}"
     );
     assert!(logs.contains("signed_out"), "{logs}");
+    // The exchange's own span, with its status, holds the HTTP stack's lines.
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("refresh_endpoint.http{")
+                && line.contains("status=200")
+                && line.contains("response received")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("refresh_endpoint.http{")
+                && (line.contains(" hyper") || line.contains(" reqwest"))),
+        "the HTTP stack logs within the exchange's span:\n{logs}"
+    );
     assert!(
         logs.contains("endpoint=\"RefreshSession\"") || logs.contains("endpoint=RefreshSession"),
         "{logs}"

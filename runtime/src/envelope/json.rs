@@ -4,8 +4,9 @@
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
+use memchr::memmem::Finder;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -465,12 +466,24 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// Whether a JSON body may have an object key `name`: false only when
 /// `"name"` appears nowhere in it and nothing in it is escaped (an escaped
 /// key, `"\u0065rror"`, holds a backslash).
-fn may_hold_key(body: &[u8], name: &str) -> bool {
+fn may_hold_key(body: &[u8], name: &'static str) -> bool {
     if memchr::memchr(b'\\', body).is_some() {
         return true;
     }
-    memchr::memmem::find_iter(body, name.as_bytes())
-        .any(|at| at > 0 && body[at - 1] == b'"' && body.get(at + name.len()) == Some(&b'"'))
+    // Building a searcher costs more than a search of a small body: the one
+    // for the first name asked about (most processes use one) is kept.
+    static KEPT: OnceLock<(&str, Finder<'static>)> = OnceLock::new();
+    let (kept, finder) = KEPT.get_or_init(|| (name, quoted_key(name)));
+    if *kept == name {
+        finder.find(body).is_some()
+    } else {
+        quoted_key(name).find(body).is_some()
+    }
+}
+
+/// A searcher for `"name"`.
+fn quoted_key(name: &str) -> Finder<'static> {
+    Finder::new(&format!("\"{name}\"")).into_owned()
 }
 
 /// The value of the top-level field `name` of a JSON object body (the last
@@ -626,6 +639,15 @@ mod tests {
         ));
         assert!(!may_hold_key(br#"{"access_token":"error"#, "error"));
         assert!(!may_hold_key(b"", "error"));
+        // Whichever name's searcher is kept, another name is looked for as
+        // itself.
+        for (name, other) in [("error", "code"), ("code", "error")] {
+            assert!(may_hold_key(br#"{"code":1,"error":2}"#, name));
+            assert!(!may_hold_key(
+                format!(r#"{{"{other}":1}}"#).as_bytes(),
+                name
+            ));
+        }
     }
 
     #[test]
