@@ -427,7 +427,7 @@ impl Client {
 /// request's secrets.
 pub(crate) fn unwrap_scrubbed<Env: Envelope + ?Sized, T: serde::de::DeserializeOwned>(
     response: &RawResponse,
-    scrubber: &Scrubber,
+    scrubber: &mut Scrubber,
 ) -> Result<T, Error> {
     scrubber
         .run(|| Env::unwrap(response))

@@ -86,18 +86,30 @@ impl Scrubber {
 
     /// Runs `f` with this scrubber active on this thread: texts that
     /// [`redact`](crate::error::redact) builds meanwhile are scrubbed first.
-    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Reset(Option<Scrubber>);
-        impl Drop for Reset {
+    /// The scrubber is lent to the thread, not copied, and is back in
+    /// `self` when this returns or unwinds.
+    pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a> {
+            scrubber: &'a mut Scrubber,
+            previous: Option<Scrubber>,
+        }
+        impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                ACTIVE.with(|active| *active.borrow_mut() = self.0.take());
+                let lent = ACTIVE.with(|active| {
+                    std::mem::replace(&mut *active.borrow_mut(), self.previous.take())
+                });
+                *self.scrubber = lent.unwrap_or_default();
             }
         }
         if self.secrets.is_empty() {
             return f();
         }
-        let previous = ACTIVE.with(|active| active.borrow_mut().replace(self.clone()));
-        let _reset = Reset(previous);
+        let lent = std::mem::take(self);
+        let previous = ACTIVE.with(|active| active.borrow_mut().replace(lent));
+        let _restore = Restore {
+            scrubber: self,
+            previous,
+        };
         f()
     }
 
@@ -349,11 +361,18 @@ mod tests {
 
     #[test]
     fn active_scrubber_applies_inside_run_only() {
-        let s = scrubber(&["tok"]);
+        let mut s = scrubber(&["tok"]);
         assert_eq!(
             s.run(|| Scrubber::scrub_active("a tok b")),
             Some("a [redacted] b".into())
         );
         assert_eq!(Scrubber::scrub_active("a tok b"), None);
+        // Lent, not lost, even when `f` panics.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.run(|| panic!("in user code"));
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(Scrubber::scrub_active("a tok b"), None);
+        assert_eq!(s.scrub("a tok b"), "a [redacted] b");
     }
 }

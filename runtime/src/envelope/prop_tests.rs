@@ -67,7 +67,7 @@ fn response(status: u16, retry_after: &str, body: Vec<u8>) -> RawResponse {
     }
 }
 
-fn check<E: Envelope>(response: &RawResponse, scrubber: &Scrubber, secret: &str) {
+fn check<E: Envelope>(response: &RawResponse, scrubber: &mut Scrubber, secret: &str) {
     if let Err(error) = unwrap_scrubbed::<E, serde_json::Value>(response, scrubber) {
         let shown = format!("{error} {error:?}");
         for form in echoes(secret) {
@@ -94,10 +94,10 @@ proptest! {
         let mut scrubber = Scrubber::default();
         scrubber.add(&Secret::new(secret.as_str()));
         let response = response(status, &retry_after, body);
-        check::<Plain>(&response, &scrubber, &secret);
-        check::<CodeMsgData>(&response, &scrubber, &secret);
-        check::<Xrpc>(&response, &scrubber, &secret);
-        check::<Clerk>(&response, &scrubber, &secret);
-        check::<OAuth2>(&response, &scrubber, &secret);
+        check::<Plain>(&response, &mut scrubber, &secret);
+        check::<CodeMsgData>(&response, &mut scrubber, &secret);
+        check::<Xrpc>(&response, &mut scrubber, &secret);
+        check::<Clerk>(&response, &mut scrubber, &secret);
+        check::<OAuth2>(&response, &mut scrubber, &secret);
     }
 }

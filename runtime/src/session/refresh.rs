@@ -164,9 +164,9 @@ async fn refresh_holding_lease<E: RefreshEndpoint>(
             .execute_scrubbed(&endpoint, Some(&tokens.refresh_token))
             .await
         {
-            Ok((answer, scrubber)) => {
+            Ok((answer, mut scrubber)) => {
                 let received_at = inner.clock.now();
-                match read_answer::<E>(&answer, received_at, &scrubber) {
+                match read_answer::<E>(&answer, received_at, &mut scrubber) {
                     Err(Unread { error, salvage }) if salvage && answer.is_success() => {
                         // The provider may have spent the old refresh token:
                         // keep what the answer holds, then report the error.
@@ -223,7 +223,7 @@ struct Unread {
 fn read_answer<E: RefreshEndpoint>(
     answer: &RawResponse,
     received_at: SystemTime,
-    scrubber: &Scrubber,
+    scrubber: &mut Scrubber,
 ) -> Result<Issued, Unread> {
     let read = catch_unwind(AssertUnwindSafe(|| {
         unwrap_scrubbed::<E::Envelope, E::Response>(answer, scrubber)?
