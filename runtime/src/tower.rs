@@ -219,41 +219,212 @@ where
 {
     type Response = Response<ResponseBody<RB>>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+    type Future = SessionFuture<S::Future, S, E, B, RB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The service that was made ready is the one that takes the call.
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The service that was made ready is the one that takes the call; it
+        // is kept for a replay.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let session = self.session.clone();
-        let origin = self.origin.clone();
-        Box::pin(async move {
-            let token = session.access_token().await?;
-            check_destination(&request, origin.as_deref(), session.client()).map_err(|e| {
-                let mut scrubber = session.client().scrubber();
-                scrubber.add(&token);
-                e.scrubbed(&scrubber)
-            })?;
-            let placement = session.token_placement();
-            let replay = try_clone_request(&request);
-            let mut request = request;
-            let value = session.token_header_value(&token)?;
-            placement.apply(request.headers_mut(), &value);
-            let response = inner.call(request).await.map_err(Into::into)?;
-            let (parts, body) = response.into_parts();
-            if !crate::peek::worth_reading::<E::Envelope>(parts.status, &parts.headers) {
-                return Ok(Response::from_parts(parts, ResponseBody::new(body)));
+        let Some(token) = self.session.fresh_token() else {
+            // The token must be refreshed (or the session is signed out)
+            // before anything is sent.
+            let session = self.session.clone();
+            let origin = self.origin.clone();
+            return SessionFuture::boxed(async move {
+                let token = session.access_token().await?;
+                let replay = authorize(&session, origin.as_deref(), &mut request, &token)?;
+                let answer = inner.call(request);
+                SessionFuture::sent(answer, session, token, replay, inner).await
+            });
+        };
+        match authorize(&self.session, self.origin.as_deref(), &mut request, &token) {
+            Ok(replay) => {
+                let answer = inner.call(request);
+                SessionFuture::sent(answer, self.session.clone(), token, replay, inner)
             }
-            // Boxed: the common path's future stays small.
-            Box::pin(classify_and_replay(
-                session, inner, token, replay, parts, body,
-            ))
-            .await
-        })
+            Err(error) => SessionFuture::failed(error),
+        }
+    }
+}
+
+/// Checks where `request` goes and adds `token`; returns a copy made
+/// before, for a replay, when its body can be cloned.
+fn authorize<E: RefreshEndpoint, B: ReplayBody>(
+    session: &Session<E>,
+    origin: Option<&Url>,
+    request: &mut Request<B>,
+    token: &Secret,
+) -> Result<Option<Request<B>>, Error> {
+    check_destination(request, origin, session.client()).map_err(|e| {
+        let mut scrubber = session.client().scrubber();
+        scrubber.add(token);
+        e.scrubbed(&scrubber)
+    })?;
+    let replay = try_clone_request(request);
+    let value = session.token_header_value(token)?;
+    session
+        .token_placement()
+        .apply(request.headers_mut(), &value);
+    Ok(replay)
+}
+
+type Boxed<RB> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<RB>>, BoxError>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future of [`SessionService`]'s `call`: the inner service's
+    /// answer, returned as it is unless it may say the token expired.
+    ///
+    /// With a fresh token, the request is handed to the inner service within
+    /// `call`, and this future is the inner one's plus what a replay needs:
+    /// no allocation of its own. A refresh, a classification and a replay
+    /// run in a boxed future.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct SessionFuture<F, S, E, B, RB>
+    where
+        E: RefreshEndpoint,
+        RB: Body,
+    {
+        #[pin]
+        state: State<F, S, E, B, RB>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    #[project_replace = StateOwned]
+    enum State<F, S, E, B, RB>
+    where
+        E: RefreshEndpoint,
+        RB: Body,
+    {
+        // Sent with a fresh token; the rest is for a replay (boxed: the
+        // future stays small to move).
+        Sent {
+            #[pin]
+            answer: F,
+            session: Session<E>,
+            token: Secret,
+            replay: Box<(S, Option<Request<B>>)>,
+        },
+        Boxed {
+            future: Boxed<RB>,
+        },
+        Failed {
+            error: Option<BoxError>,
+        },
+        Done,
+    }
+}
+
+impl<F, S, E: RefreshEndpoint, B, RB: Body> SessionFuture<F, S, E, B, RB> {
+    fn sent(
+        answer: F,
+        session: Session<E>,
+        token: Secret,
+        replay: Option<Request<B>>,
+        inner: S,
+    ) -> Self {
+        SessionFuture {
+            state: State::Sent {
+                answer,
+                session,
+                token,
+                replay: Box::new((inner, replay)),
+            },
+        }
+    }
+
+    fn boxed(
+        future: impl Future<Output = Result<Response<ResponseBody<RB>>, BoxError>> + Send + 'static,
+    ) -> Self {
+        SessionFuture {
+            state: State::Boxed {
+                future: Box::pin(future),
+            },
+        }
+    }
+
+    fn failed(error: impl Into<BoxError>) -> Self {
+        SessionFuture {
+            state: State::Failed {
+                error: Some(error.into()),
+            },
+        }
+    }
+}
+
+impl<S, E, B, RB> Future for SessionFuture<S::Future, S, E, B, RB>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    E: RefreshEndpoint,
+    B: Send + 'static,
+    RB: Body + Send + 'static,
+    RB::Data: Send,
+    RB::Error: Send,
+{
+    type Output = Result<Response<ResponseBody<RB>>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.as_mut().project().state;
+        match state.as_mut().project() {
+            StateProj::Sent { answer, .. } => {
+                let answer = std::task::ready!(answer.poll(cx));
+                let StateOwned::Sent {
+                    session,
+                    token,
+                    replay,
+                    ..
+                } = state.as_mut().project_replace(State::Done)
+                else {
+                    unreachable!("the state was just matched")
+                };
+                let (parts, body) = answer.map_err(Into::into)?.into_parts();
+                if !crate::peek::worth_reading::<E::Envelope>(parts.status, &parts.headers) {
+                    return Poll::Ready(Ok(Response::from_parts(parts, ResponseBody::new(body))));
+                }
+                let (inner, replay) = *replay;
+                let mut future: Boxed<RB> = Box::pin(classify_and_replay(
+                    session, inner, token, replay, parts, body,
+                ));
+                let poll = future.as_mut().poll(cx);
+                if poll.is_pending() {
+                    state.set(State::Boxed { future });
+                }
+                poll
+            }
+            StateProj::Boxed { future } => {
+                let output = std::task::ready!(future.as_mut().poll(cx));
+                state.set(State::Done);
+                Poll::Ready(output)
+            }
+            StateProj::Failed { error } => {
+                let error = error.take().expect("a call polled after it completed");
+                state.set(State::Done);
+                Poll::Ready(Err(error))
+            }
+            StateProj::Done => panic!("a call polled after it completed"),
+        }
+    }
+}
+
+impl<F, S, E: RefreshEndpoint, B, RB: Body> std::fmt::Debug for SessionFuture<F, S, E, B, RB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Sent { .. } => "sent",
+            State::Boxed { .. } => "refreshing or classifying",
+            State::Failed { .. } => "failed",
+            State::Done => "done",
+        };
+        f.debug_struct("SessionFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 

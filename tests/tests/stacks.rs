@@ -247,6 +247,26 @@ async fn tower_refreshes_and_replays_once_on_expiry() {
     assert_eq!(f.calls(), 2, "the call and one replay");
 }
 
+/// A token the session knows to be expired is refreshed before the request
+/// is sent: one refresh, one call, no expiry answer.
+#[tokio::test]
+async fn tower_refreshes_a_token_known_to_be_expired_before_sending() {
+    let f = fixture().await;
+    let session = Session::builder(Client::new(&f.url).unwrap(), RefreshSession)
+        .tokens(Tokens::new("a0", "r0").with_access_expires_at(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(60),
+        ))
+        .build()
+        .await
+        .unwrap();
+    let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut api = SessionLayer::new(session).layer(hyper);
+    let answer = api.ready().await.unwrap().call(f.get("/me")).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(f.refreshes(), 1);
+    assert_eq!(f.calls(), 1, "sent once, with the new token");
+}
+
 #[tokio::test]
 async fn the_token_goes_where_the_session_says() {
     let f = fixture_with(TokenPlacement::header("X-Auth-Token").unwrap()).await;

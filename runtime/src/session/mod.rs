@@ -217,7 +217,7 @@ impl<E: RefreshEndpoint> Session<E> {
     /// within [`clock::COARSE_LAG_NANOS`] of the refresh time goes to the
     /// slow path, which decides with the exact clock.
     #[inline]
-    fn fresh_token(&self) -> Option<Secret> {
+    pub(crate) fn fresh_token(&self) -> Option<Secret> {
         let surely_now = if self.inner.system_clock {
             clock::coarse_unix_nanos() + clock::COARSE_LAG_NANOS
         } else {
