@@ -15,9 +15,17 @@ warm-up cancelled out.
 
 Prints instructions per call, and each contender's ratio to the baseline
 named first in its group.
+
+With `--model`, cachegrind also simulates the caches and the branch
+predictor, and each call gets an estimated cost in cycles: instructions
++ 10 per L1 miss (code or data) + 15 per mispredicted branch, a rough
+model of a core whose working set stays in L2. With `--where N`, the N
+functions that differ most between each contender and its baseline are
+listed, by that estimate: where the extra cost of a call goes.
 """
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -51,41 +59,122 @@ def bench_binary(bench):
     sys.exit(f"no executable for bench {bench}")
 
 
-def instructions(binary, contender, calls):
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        env = dict(os.environ, BENCH_CALLS=f"{contender}:{calls}")
-        result = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
-            env=env, capture_output=True, text=True,
-        )
-        if result.returncode != 0:
-            sys.exit(f"{contender}: {result.stderr[-2000:]}")
+# Weights of the cost estimate of `--model`, in cycles per event.
+MISS_CYCLES = 10
+MISPREDICT_CYCLES = 15
+
+
+def run(binary, contender, calls, tmp, model):
+    """Runs `calls` calls of `contender` under valgrind; returns its events
+    per function (the total only, without `model`)."""
+    out = os.path.join(tmp, f"{contender.replace('/', '_')}.{calls}.out")
+    env = dict(os.environ, BENCH_CALLS=f"{contender}:{calls}")
+    tool = (["--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes",
+             f"--cachegrind-out-file={out}"] if model
+            else ["--tool=callgrind", f"--callgrind-out-file={out}"])
+    result = subprocess.run(["valgrind", *tool, binary], env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{contender}: {result.stderr[-2000:]}")
+    if not model:
+        # callgrind's file holds inclusive costs of calls too: its total is
+        # the one to read.
         match = re.search(r"Collected : (\d+)", result.stderr)
         if not match:
             sys.exit(f"{contender}: no total in callgrind's output")
-        return int(match.group(1))
+        return {"(total)": collections.Counter(Ir=int(match.group(1)))}
+    return costs(out)
+
+
+def costs(path):
+    """Per function, the events of a valgrind output file: {fn: {event: n}}."""
+    events, per_fn, fn = [], collections.defaultdict(collections.Counter), None
+    with open(path) as lines:
+        for line in lines:
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("fn="):
+                fn = line[3:].strip()
+            elif line[:1].isdigit():
+                fields = line.split()[1:]
+                for event, value in zip(events, fields):
+                    if value.lstrip("-").isdigit():
+                        per_fn[fn][event] += int(value)
+    return per_fn
+
+
+def estimate(counts):
+    """Estimated cycles of a Counter of cachegrind events."""
+    return (counts["Ir"] + MISS_CYCLES * (counts["I1mr"] + counts["D1mr"] + counts["D1mw"])
+            + MISPREDICT_CYCLES * (counts["Bcm"] + counts["Bim"]))
+
+
+def per_call(binary, contender, calls, model):
+    """The events of one more call, per function: (2n calls) - (n calls)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        low = run(binary, contender, calls, tmp, model)
+        high = run(binary, contender, 2 * calls, tmp, model)
+    result = {}
+    for fn in set(low) | set(high):
+        diff = collections.Counter(high.get(fn, {}))
+        diff.subtract(low.get(fn, {}))
+        result[fn] = {event: n / calls for event, n in diff.items()}
+    return result
+
+
+def total(per_fn):
+    counts = collections.Counter()
+    for events in per_fn.values():
+        counts.update(events)
+    return counts
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bench", choices=sorted(GROUPS))
     parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--model", action="store_true",
+                        help="simulate caches and branches; print estimated cycles")
+    parser.add_argument("--where", type=int, default=0, metavar="N",
+                        help="with --model: the N functions that differ most")
+    parser.add_argument("--binary", help="a bench binary built earlier (another commit)")
     args = parser.parse_args()
-    binary = bench_binary(args.bench)
-    per_call = {}
+    binary = args.binary or bench_binary(args.bench)
+    per_fn, totals = {}, {}
     for group in GROUPS[args.bench]:
         for contender in group:
-            if contender in per_call:
+            if contender in per_fn:
                 continue
-            low = instructions(binary, contender, args.calls)
-            high = instructions(binary, contender, 2 * args.calls)
-            per_call[contender] = (high - low) / args.calls
-            print(f"{contender:24} {per_call[contender]:>10.0f} instructions per call", flush=True)
-    for baseline, contender, *_ in GROUPS[args.bench]:
-        ratio = per_call[contender] / per_call[baseline]
-        extra = per_call[contender] - per_call[baseline]
-        print(f"{contender} / {baseline}: {ratio:.3f}x ({extra:+.0f} instructions)")
+            per_fn[contender] = per_call(binary, contender, args.calls, args.model)
+            totals[contender] = total(per_fn[contender])
+            counts = totals[contender]
+            line = f"{contender:24} {counts['Ir']:>10.0f} instructions per call"
+            if args.model:
+                line += (f", {counts['I1mr']:.0f} code and {counts['D1mr'] + counts['D1mw']:.0f}"
+                         f" data L1 misses, {counts['Bcm'] + counts['Bim']:.0f} mispredicts,"
+                         f" ~{estimate(counts):.0f} cycles")
+            print(line, flush=True)
+    for baseline, contender in GROUPS[args.bench]:
+        b, c = totals[baseline], totals[contender]
+        print(f"{contender} / {baseline}: {c['Ir'] / b['Ir']:.3f}x "
+              f"({c['Ir'] - b['Ir']:+.0f} instructions)", end="")
+        if args.model:
+            print(f"; estimated cycles {estimate(c) / estimate(b):.3f}x "
+                  f"({estimate(c) - estimate(b):+.0f})", end="")
+        print()
+        if args.model and args.where:
+            functions = set(per_fn[baseline]) | set(per_fn[contender])
+
+            def delta(fn):
+                extra = collections.Counter(per_fn[contender].get(fn, {}))
+                extra.subtract(per_fn[baseline].get(fn, {}))
+                return extra
+
+            deltas = {fn: delta(fn) for fn in functions}
+            for fn in sorted(functions, key=lambda f: -abs(estimate(deltas[f])))[:args.where]:
+                d = deltas[fn]
+                print(f"  {estimate(d):+8.0f} cycles {d['Ir']:+7.0f} instr "
+                      f"{d['I1mr'] + d['D1mr'] + d['D1mw']:+5.0f} L1 misses  {fn[:110]}")
 
 
 if __name__ == "__main__":
