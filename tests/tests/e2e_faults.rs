@@ -418,3 +418,87 @@ async fn oauth2_rate_limit_is_a_retryable_api_error_with_retry_after() {
     assert_no_secrets(&error, &[&tokens.refresh_token, oauth.client_secret()]);
     endpoint.send(&client).await.unwrap();
 }
+
+// --- a server that writes part of an answer, then nothing -----------------
+
+/// A loopback server that reads each request, writes `answer`, then keeps
+/// the connection open without another byte.
+async fn half_answering_server(answer: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 8192];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(&answer).await;
+                std::future::pending::<()>().await;
+                drop(socket);
+            });
+        }
+    });
+    url
+}
+
+/// A refresh against `url` with `client`, which must end (with an error)
+/// well before the test's own limit.
+async fn refresh_against(client: &Client) -> Error {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        AtpRefresh.send(client, &Secret::new("r-secret-token")),
+    )
+    .await
+    .expect("the refresh must end, not wait forever")
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_after_the_headers_hits_the_client_timeout() {
+    // The headers promise 100 bytes; 14 come, then nothing.
+    let url = half_answering_server(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"accessJwt\":\""
+            .to_vec(),
+    )
+    .await;
+    let client = Client::builder(&url)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+
+    let error = refresh_against(&client).await;
+
+    assert!(
+        matches!(error.kind(), ErrorKind::Timeout { .. }),
+        "the deadline covers the body too: {error:?}"
+    );
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_too_large_without_waiting_for_its_end() {
+    // No content-length: the size is only known as the chunks come, and the
+    // server never ends the body.
+    let mut answer =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for _ in 0..3 {
+        answer.extend_from_slice(b"258\r\n");
+        answer.extend_from_slice(&[b' '; 0x258]);
+        answer.extend_from_slice(b"\r\n");
+    }
+    let url = half_answering_server(answer).await;
+    let client = Client::builder(&url)
+        .max_response_bytes(1024)
+        .build()
+        .unwrap();
+
+    let error = refresh_against(&client).await;
+
+    assert!(
+        matches!(error.kind(), ErrorKind::TooLarge { limit: 1024, .. }),
+        "{error:?}"
+    );
+    assert!(!format!("{error:?}").contains("r-secret-token"));
+}
