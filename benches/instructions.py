@@ -40,6 +40,7 @@ GROUPS = {
     "stacks": [
         ["reqwest/by_hand", "reqwest/middleware"],
         ["reqwest/stack_by_hand", "reqwest/middleware"],
+        ["reqwest/replayable_by_hand", "reqwest/middleware"],
         ["hyper/by_hand", "hyper/tower"],
     ],
 }

@@ -2,13 +2,16 @@
 //! of its tower layer, against adding `Authorization: Bearer` by hand, on the
 //! same loopback server, in one run.
 //!
-//! Five entries, one GET each, its whole (2-byte) answer read:
+//! Six entries, one GET each, its whole (2-byte) answer read:
 //! - `reqwest/by_hand`: a `reqwest::Client`, the header added by hand;
 //! - `reqwest/middleware`: a `ClientWithMiddleware` over the same client
 //!   with `SessionMiddleware` (the token fresh: no refresh in the loop);
 //! - `reqwest/stack_by_hand`: a `ClientWithMiddleware` over the same client
 //!   with no middleware, the header added by hand: what the middleware
 //!   replaces in an application that already has the stack;
+//! - `reqwest/replayable_by_hand`: the same stack with a middleware written
+//!   by hand that does the least a middleware able to replay a request
+//!   must: keep a copy of it (`try_clone`) and add the header;
 //! - `hyper/by_hand`: a hyper-util client, the header added by hand;
 //! - `hyper/tower`: the same client behind `SessionLayer`.
 //!
@@ -87,15 +90,38 @@ fn start_server() -> String {
     rx.recv().unwrap()
 }
 
-const ENTRIES: [&str; 5] = [
+/// The least a middleware that may replay a request does, written by hand:
+/// a copy of the request kept while it is sent, the header added.
+struct ReplayableByHand(reqwest::header::HeaderValue);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for ReplayableByHand {
+    async fn handle(
+        &self,
+        mut request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let copy = request.try_clone();
+        request
+            .headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, self.0.clone());
+        let response = next.run(request, extensions).await?;
+        drop(std::hint::black_box(copy));
+        Ok(response)
+    }
+}
+
+const ENTRIES: [&str; 6] = [
     "reqwest/by_hand",
     "reqwest/middleware",
     "reqwest/stack_by_hand",
+    "reqwest/replayable_by_hand",
     "hyper/by_hand",
     "hyper/tower",
 ];
 
-/// The five ways to make the request, sharing one server and one session.
+/// The six ways to make the request, sharing one server and one session.
 struct Stacks {
     rt: tokio::runtime::Runtime,
     me: String,
@@ -103,6 +129,7 @@ struct Stacks {
     reqwest_client: reqwest::Client,
     middleware: reqwest_middleware::ClientWithMiddleware,
     bare_stack: reqwest_middleware::ClientWithMiddleware,
+    replayable: reqwest_middleware::ClientWithMiddleware,
     hyper: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     /// Held as an application holds its service (`&mut`, no clone per
     /// request).
@@ -136,6 +163,9 @@ fn stacks() -> Stacks {
     let layered = SessionLayer::new(session.clone()).layer(hyper.clone());
     let bare_stack = reqwest_middleware::ClientBuilder::new(reqwest_client.clone()).build();
     let bearer = format!("Bearer {TOKEN}");
+    let replayable = reqwest_middleware::ClientBuilder::new(reqwest_client.clone())
+        .with(ReplayableByHand(bearer.parse().unwrap()))
+        .build();
     Stacks {
         rt,
         me,
@@ -143,6 +173,7 @@ fn stacks() -> Stacks {
         reqwest_client,
         middleware,
         bare_stack,
+        replayable,
         hyper,
         layered: RefCell::new(layered),
     }
@@ -213,6 +244,9 @@ impl Stacks {
             "reqwest/by_hand" => self.by_hand_reqwest().await,
             "reqwest/middleware" => self.middleware().await,
             "reqwest/stack_by_hand" => self.by_hand_stack().await,
+            "reqwest/replayable_by_hand" => {
+                read_ok(self.replayable.get(&self.me).send().await.unwrap()).await
+            }
             "hyper/by_hand" => self.by_hand_hyper().await,
             "hyper/tower" => self.tower().await,
             other => panic!("no entry {other}"),
@@ -256,6 +290,7 @@ fn interleaved(rounds: usize, calls: usize) {
         &[
             ("reqwest/by_hand", "reqwest/middleware"),
             ("reqwest/stack_by_hand", "reqwest/middleware"),
+            ("reqwest/replayable_by_hand", "reqwest/middleware"),
             ("hyper/by_hand", "hyper/tower"),
         ],
         rounds,
