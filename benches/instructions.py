@@ -42,6 +42,7 @@ GROUPS = {
         ["reqwest/stack_by_hand", "reqwest/middleware"],
         ["reqwest/replayable_by_hand", "reqwest/middleware"],
         ["hyper/by_hand", "hyper/tower"],
+        ["hyper/replayable_by_hand", "hyper/tower"],
     ],
 }
 

@@ -2,7 +2,7 @@
 //! of its tower layer, against adding `Authorization: Bearer` by hand, on the
 //! same loopback server, in one run.
 //!
-//! Six entries, one GET each, its whole (2-byte) answer read:
+//! Seven entries, one GET each, its whole (2-byte) answer read:
 //! - `reqwest/by_hand`: a `reqwest::Client`, the header added by hand;
 //! - `reqwest/middleware`: a `ClientWithMiddleware` over the same client
 //!   with `SessionMiddleware` (the token fresh: no refresh in the loop);
@@ -13,7 +13,11 @@
 //!   by hand that does the least a middleware able to replay a request
 //!   must: keep a copy of it (`try_clone`) and add the header;
 //! - `hyper/by_hand`: a hyper-util client, the header added by hand;
-//! - `hyper/tower`: the same client behind `SessionLayer`.
+//! - `hyper/tower`: the same client behind `SessionLayer`;
+//! - `hyper/replayable_by_hand`: the same client behind a tower service
+//!   written by hand that does the least a layer able to replay a request
+//!   must: keep the ready inner service and a copy of the request, add the
+//!   header.
 //!
 //! The server runs on its own runtime and threads; the clients on a
 //! current-thread runtime. The goal is a ratio of at most 1.02 for each pair.
@@ -112,16 +116,73 @@ impl reqwest_middleware::Middleware for ReplayableByHand {
     }
 }
 
-const ENTRIES: [&str; 6] = [
+type Hyper = HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// The least a tower layer able to replay a request does, written by hand:
+/// the service made ready kept for a replay (a clone left in its place, as
+/// tower services do), a copy of the request, the header added.
+#[derive(Clone)]
+struct ReplayableByHandService<S> {
+    inner: S,
+    bearer: reqwest::header::HeaderValue,
+}
+
+impl<S> Service<http::Request<Full<Bytes>>> for ReplayableByHandService<S>
+where
+    S: Service<http::Request<Full<Bytes>>> + Clone,
+    S::Future: Unpin,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = KeptAlong<S::Future, (S, http::Request<Full<Bytes>>)>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Full<Bytes>>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut copy = http::Request::new(request.body().clone());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, self.bearer.clone());
+        KeptAlong {
+            future: inner.call(request),
+            _kept: Box::new((inner, copy)),
+        }
+    }
+}
+
+/// A future, and what must live as long as it.
+struct KeptAlong<F, K> {
+    future: F,
+    _kept: Box<K>,
+}
+
+impl<F: std::future::Future + Unpin, K> std::future::Future for KeptAlong<F, K> {
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        std::pin::Pin::new(&mut self.future).poll(cx)
+    }
+}
+
+const ENTRIES: [&str; 7] = [
     "reqwest/by_hand",
     "reqwest/middleware",
     "reqwest/stack_by_hand",
     "reqwest/replayable_by_hand",
     "hyper/by_hand",
     "hyper/tower",
+    "hyper/replayable_by_hand",
 ];
 
-/// The six ways to make the request, sharing one server and one session.
+/// The seven ways to make the request, sharing one server and one session.
 struct Stacks {
     rt: tokio::runtime::Runtime,
     me: String,
@@ -133,12 +194,8 @@ struct Stacks {
     hyper: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     /// Held as an application holds its service (`&mut`, no clone per
     /// request).
-    layered: RefCell<
-        refresh_endpoint::tower::SessionService<
-            HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-            RefreshSession,
-        >,
-    >,
+    layered: RefCell<refresh_endpoint::tower::SessionService<Hyper, RefreshSession>>,
+    replayable_service: RefCell<ReplayableByHandService<Hyper>>,
 }
 
 fn stacks() -> Stacks {
@@ -161,6 +218,7 @@ fn stacks() -> Stacks {
         .build();
     let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let layered = SessionLayer::new(session.clone()).layer(hyper.clone());
+    let hyper_for_replay = hyper.clone();
     let bare_stack = reqwest_middleware::ClientBuilder::new(reqwest_client.clone()).build();
     let bearer = format!("Bearer {TOKEN}");
     let replayable = reqwest_middleware::ClientBuilder::new(reqwest_client.clone())
@@ -176,6 +234,10 @@ fn stacks() -> Stacks {
         replayable,
         hyper,
         layered: RefCell::new(layered),
+        replayable_service: RefCell::new(ReplayableByHandService {
+            inner: hyper_for_replay,
+            bearer: format!("Bearer {TOKEN}").parse().unwrap(),
+        }),
     }
 }
 
@@ -239,6 +301,21 @@ impl Stacks {
         answer.into_body().collect().await.unwrap().to_bytes()
     }
 
+    async fn replayable_by_hand_service(&self) -> Bytes {
+        let request = http::Request::get(&self.me).body(Full::default()).unwrap();
+        let answer = {
+            let mut service = self.replayable_service.borrow_mut();
+            // A hyper-util client is always ready, as `ready().await` finds.
+            let ready = service.poll_ready(&mut Context::from_waker(Waker::noop()));
+            assert!(matches!(ready, Poll::Ready(Ok(()))));
+            service.call(request)
+        }
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), 200);
+        answer.into_body().collect().await.unwrap().to_bytes()
+    }
+
     async fn entry(&self, name: &str) -> Bytes {
         match name {
             "reqwest/by_hand" => self.by_hand_reqwest().await,
@@ -249,6 +326,7 @@ impl Stacks {
             }
             "hyper/by_hand" => self.by_hand_hyper().await,
             "hyper/tower" => self.tower().await,
+            "hyper/replayable_by_hand" => self.replayable_by_hand_service().await,
             other => panic!("no entry {other}"),
         }
     }
@@ -292,6 +370,7 @@ fn interleaved(rounds: usize, calls: usize) {
             ("reqwest/stack_by_hand", "reqwest/middleware"),
             ("reqwest/replayable_by_hand", "reqwest/middleware"),
             ("hyper/by_hand", "hyper/tower"),
+            ("hyper/replayable_by_hand", "hyper/tower"),
         ],
         rounds,
         calls,

@@ -56,11 +56,10 @@ pub(crate) async fn classify<Env: Envelope + ?Sized, B: Body>(
     headers: &HeaderMap,
     body: B,
 ) -> (bool, ResponseBody<B>) {
-    let mut body = ResponseBody::new(body);
     if !worth_reading::<Env>(status, headers) {
-        return (false, body);
+        return (false, ResponseBody::new(body));
     }
-    let prefix = body.read_prefix(CLASSIFY_PREFIX_BYTES).await;
+    let (body, prefix) = ResponseBody::read_prefix(body, CLASSIFY_PREFIX_BYTES).await;
     (expired::<Env>(status, headers, prefix), body)
 }
 
@@ -78,14 +77,30 @@ pub(crate) async fn classify_reqwest<Env: Envelope + ?Sized>(
     (expired, reqwest::Response::from(response))
 }
 
-/// A response body whose first frames may have been read already, to
-/// classify the answer: they come first, then the rest, so the caller gets
-/// every byte.
-pub struct ResponseBody<B: Body> {
-    read: VecDeque<Frame<B::Data>>,
-    error: Option<B::Error>,
-    ended: bool,
-    inner: Pin<Box<B>>,
+pin_project_lite::pin_project! {
+    /// A response body whose first frames may have been read already, to
+    /// classify the answer: they come first, then the rest, so the caller
+    /// gets every byte.
+    ///
+    /// It is `Unpin` when the inner body is.
+    pub struct ResponseBody<B: Body> {
+        read: VecDeque<Frame<B::Data>>,
+        error: Option<B::Error>,
+        ended: bool,
+        #[pin]
+        inner: Inner<B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner body: in place for an answer handed back unread (no
+    /// allocation), boxed once a prefix of it has been read.
+    #[project = InnerProj]
+    #[project_ref = InnerRef]
+    enum Inner<B> {
+        InPlace { #[pin] body: B },
+        Boxed { body: Pin<Box<B>> },
+    }
 }
 
 impl<B: Body> ResponseBody<B> {
@@ -94,23 +109,26 @@ impl<B: Body> ResponseBody<B> {
             read: VecDeque::new(),
             error: None,
             ended: false,
-            inner: Box::pin(inner),
+            inner: Inner::InPlace { body: inner },
         }
     }
 
-    /// Reads frames until `limit` bytes of data, the end or an error; returns
-    /// a copy of at most `limit` bytes of the data read.
-    async fn read_prefix(&mut self, limit: usize) -> Vec<u8> {
+    /// Reads frames of `inner` (boxed, to be read before it is handed back)
+    /// until `limit` bytes of data, the end or an error; returns the body
+    /// and a copy of at most `limit` bytes of the data read.
+    async fn read_prefix(inner: B, limit: usize) -> (Self, Vec<u8>) {
         use bytes::Buf;
+        let mut body = Box::pin(inner);
+        let (mut read, mut error, mut ended) = (VecDeque::new(), None, false);
         let mut prefix = Vec::new();
         while prefix.len() < limit {
-            match self.inner.frame().await {
+            match body.frame().await {
                 None => {
-                    self.ended = true;
+                    ended = true;
                     break;
                 }
-                Some(Err(error)) => {
-                    self.error = Some(error);
+                Some(Err(e)) => {
+                    error = Some(e);
                     break;
                 }
                 Some(Ok(frame)) => {
@@ -120,11 +138,17 @@ impl<B: Body> ResponseBody<B> {
                         let take = chunk.len().min(limit - prefix.len());
                         prefix.extend_from_slice(&chunk[..take]);
                     }
-                    self.read.push_back(frame);
+                    read.push_back(frame);
                 }
             }
         }
-        prefix
+        let body = ResponseBody {
+            read,
+            error,
+            ended,
+            inner: Inner::Boxed { body },
+        };
+        (body, prefix)
     }
 
     fn buffered(&self) -> u64 {
@@ -134,6 +158,20 @@ impl<B: Body> ResponseBody<B> {
             .filter_map(|f| f.data_ref())
             .map(|d| d.remaining() as u64)
             .sum()
+    }
+
+    fn inner_size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::InPlace { body } => body.size_hint(),
+            Inner::Boxed { body } => body.size_hint(),
+        }
+    }
+
+    fn inner_is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::InPlace { body } => body.is_end_stream(),
+            Inner::Boxed { body } => body.is_end_stream(),
+        }
     }
 }
 
@@ -145,22 +183,24 @@ impl<B: Body> Body for ResponseBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        // No field is structurally pinned: `inner` is boxed.
-        let this = self.get_mut();
+        let this = self.project();
         if let Some(frame) = this.read.pop_front() {
             return Poll::Ready(Some(Ok(frame)));
         }
         if let Some(error) = this.error.take() {
             return Poll::Ready(Some(Err(error)));
         }
-        if this.ended {
+        if *this.ended {
             return Poll::Ready(None);
         }
-        this.inner.as_mut().poll_frame(cx)
+        match this.inner.project() {
+            InnerProj::InPlace { body } => body.poll_frame(cx),
+            InnerProj::Boxed { body } => body.as_mut().poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.read.is_empty() && self.error.is_none() && (self.ended || self.inner.is_end_stream())
+        self.read.is_empty() && self.error.is_none() && (self.ended || self.inner_is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -168,7 +208,7 @@ impl<B: Body> Body for ResponseBody<B> {
         if self.ended || self.error.is_some() {
             return SizeHint::with_exact(buffered);
         }
-        let inner = self.inner.size_hint();
+        let inner = self.inner_size_hint();
         let mut hint = SizeHint::new();
         if let Some(upper) = inner.upper() {
             hint.set_upper(upper.saturating_add(buffered));
@@ -178,13 +218,55 @@ impl<B: Body> Body for ResponseBody<B> {
     }
 }
 
-// No field is structurally pinned (the inner body is boxed).
-impl<B: Body> Unpin for ResponseBody<B> {}
-
 impl<B: Body> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseBody")
             .field("buffered_bytes", &self.buffered())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::StreamBody;
+
+    type Chunks = StreamBody<
+        futures_util::stream::Iter<
+            std::vec::IntoIter<Result<Frame<Bytes>, std::convert::Infallible>>,
+        >,
+    >;
+
+    fn chunks(parts: &[&'static [u8]]) -> Chunks {
+        let frames: Vec<_> = parts
+            .iter()
+            .map(|part| Ok(Frame::data(Bytes::from_static(part))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn the_frames_read_for_a_prefix_come_first_then_the_rest() {
+        let (body, prefix) = ResponseBody::read_prefix(chunks(&[b"abc", b"def", b"ghi"]), 4).await;
+        assert_eq!(prefix, b"abcd", "at most the limit is copied");
+        assert_eq!(
+            body.size_hint().lower(),
+            6,
+            "the two frames read are counted"
+        );
+        let all = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"abcdefghi");
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_says_so_and_an_unread_one_passes_through() {
+        let (body, prefix) = ResponseBody::read_prefix(chunks(&[b"ab"]), 16).await;
+        assert_eq!(prefix, b"ab");
+        assert_eq!(body.size_hint().exact(), Some(2));
+        assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"ab");
+
+        let body = ResponseBody::new(chunks(&[b"abc", b"def"]));
+        assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"abcdef");
     }
 }
