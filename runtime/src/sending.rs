@@ -29,7 +29,9 @@ pin_project_lite::pin_project! {
     /// ```
     ///
     /// Nothing is sent until it is first polled. It is `Send` when the endpoint
-    /// is `Sync`, as an `async fn` holding `&endpoint` would be.
+    /// is `Sync`, as an `async fn` holding `&endpoint` would be. It is not
+    /// `Unpin` (it holds its timer in place, as an `async fn`'s future would):
+    /// `.await` it, or pin it (`std::pin::pin!`) to poll it by hand.
     ///
     /// A named type, rather than an `async fn`'s, so that a crate declaring
     /// many endpoints does not have the compiler infer and check a future type
