@@ -17,6 +17,18 @@
 //! - `hand_written_timeout`: the same with the per-request timeout the
 //!   crate's `Client` sets by default (30 s), which costs a timer per call.
 //!
+//! Steps between the two, to tell where a call's time goes (each is the
+//! one before plus one part of the crate):
+//!
+//! - `crate_request`: the request the crate builds (`Client::build_request`,
+//!   its timeout removed), sent and read as `hand_written` does;
+//! - `fetched`: the same request sent and read by the crate's exchange
+//!   (`Client::fetch`: the size cap, the answer's URL kept), no timer;
+//! - `executed`: `Client::execute`: the request built with its secrets
+//!   gathered, the destination check, the exchange with its timer, redirects
+//!   refused; the body decoded as `hand_written` does;
+//! - `generated` adds the envelope's unwrapping, the errors scrubbed.
+//!
 //! The contenders share one `reqwest::Client` (the crate's `Client::http()`)
 //! so that connection reuse is the same. Figures in BENCHMARKS.md:
 //! `cargo bench -p refresh-endpoint-tests --bench generated_call`.
@@ -77,7 +89,14 @@ async fn hand_written(
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-const CONTENDERS: [&str; 3] = ["generated", "hand_written", "hand_written_timeout"];
+const CONTENDERS: [&str; 6] = [
+    "generated",
+    "hand_written",
+    "hand_written_timeout",
+    "crate_request",
+    "fetched",
+    "executed",
+];
 
 /// The mock server on a current-thread runtime, the crate's client, the
 /// token URL and the request.
@@ -120,6 +139,13 @@ impl Fixture {
         }
     }
 
+    /// The request the crate builds, without reqwest's timeout.
+    fn crate_request(&self) -> reqwest::Request {
+        let mut request = self.client.build_request(&self.request, None).unwrap();
+        *request.timeout_mut() = None;
+        request
+    }
+
     /// One call of the contender `name`.
     async fn call(&self, name: &str) -> TokenResponse {
         let hand_written = |timeout| {
@@ -134,6 +160,19 @@ impl Fixture {
         match name {
             "generated" => self.request.send(&self.client).await.unwrap(),
             "hand_written" => hand_written(None).await.unwrap(),
+            "crate_request" => {
+                let request = self.crate_request();
+                let answer = self.client.http().execute(request).await.unwrap();
+                serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap()
+            }
+            "fetched" => {
+                let answer = self.client.fetch("fetched", self.crate_request());
+                serde_json::from_slice(&answer.await.unwrap().body).unwrap()
+            }
+            "executed" => {
+                let answer = self.client.execute(&self.request, None).await.unwrap();
+                serde_json::from_slice(&answer.body).unwrap()
+            }
             // With the timeout the crate sets on every request by default.
             "hand_written_timeout" => hand_written(Some(refresh_endpoint::DEFAULT_TIMEOUT))
                 .await
@@ -185,8 +224,19 @@ fn interleaved(rounds: usize, calls: usize) {
     let fixture = Fixture::start();
     interleave::compare(
         &fixture.runtime,
-        &["hand_written", "hand_written_timeout", "generated"],
         &[
+            "hand_written",
+            "hand_written_timeout",
+            "generated",
+            "crate_request",
+            "fetched",
+            "executed",
+        ],
+        &[
+            ("hand_written", "crate_request"),
+            ("crate_request", "fetched"),
+            ("hand_written_timeout", "executed"),
+            ("executed", "generated"),
             ("hand_written", "generated"),
             ("hand_written_timeout", "generated"),
         ],

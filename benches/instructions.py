@@ -36,7 +36,15 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GROUPS = {
-    "generated_call": [["hand_written", "generated"], ["hand_written_timeout", "generated"]],
+    "generated_call": [
+        ["hand_written", "generated"],
+        ["hand_written_timeout", "generated"],
+        # The steps between them (benches/generated_call.rs).
+        ["hand_written", "crate_request"],
+        ["crate_request", "fetched"],
+        ["hand_written_timeout", "executed"],
+        ["executed", "generated"],
+    ],
     "stacks": [
         ["reqwest/by_hand", "reqwest/middleware"],
         ["reqwest/stack_by_hand", "reqwest/middleware"],
