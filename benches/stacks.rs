@@ -286,36 +286,6 @@ impl Stacks {
         answer.into_body().collect().await.unwrap().to_bytes()
     }
 
-    async fn tower(&self) -> Bytes {
-        let request = http::Request::get(&self.me).body(Full::default()).unwrap();
-        let answer = {
-            let mut service = self.layered.borrow_mut();
-            // A hyper-util client is always ready, as `ready().await` finds.
-            let ready = service.poll_ready(&mut Context::from_waker(Waker::noop()));
-            assert!(matches!(ready, Poll::Ready(Ok(()))));
-            service.call(request)
-        }
-        .await
-        .unwrap();
-        assert_eq!(answer.status(), 200);
-        answer.into_body().collect().await.unwrap().to_bytes()
-    }
-
-    async fn replayable_by_hand_service(&self) -> Bytes {
-        let request = http::Request::get(&self.me).body(Full::default()).unwrap();
-        let answer = {
-            let mut service = self.replayable_service.borrow_mut();
-            // A hyper-util client is always ready, as `ready().await` finds.
-            let ready = service.poll_ready(&mut Context::from_waker(Waker::noop()));
-            assert!(matches!(ready, Poll::Ready(Ok(()))));
-            service.call(request)
-        }
-        .await
-        .unwrap();
-        assert_eq!(answer.status(), 200);
-        answer.into_body().collect().await.unwrap().to_bytes()
-    }
-
     async fn entry(&self, name: &str) -> Bytes {
         match name {
             "reqwest/by_hand" => self.by_hand_reqwest().await,
@@ -325,11 +295,34 @@ impl Stacks {
                 read_ok(self.replayable.get(&self.me).send().await.unwrap()).await
             }
             "hyper/by_hand" => self.by_hand_hyper().await,
-            "hyper/tower" => self.tower().await,
-            "hyper/replayable_by_hand" => self.replayable_by_hand_service().await,
+            "hyper/tower" => call_held(&self.layered, &self.me).await,
+            "hyper/replayable_by_hand" => call_held(&self.replayable_service, &self.me).await,
             other => panic!("no entry {other}"),
         }
     }
+}
+
+/// A GET of `url` through a service held as an application holds it
+/// (`&mut`, no clone per request); the body of its 200 answer.
+async fn call_held<S, B>(service: &RefCell<S>, url: &str) -> Bytes
+where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let request = http::Request::get(url).body(Full::default()).unwrap();
+    let answer = {
+        let mut service = service.borrow_mut();
+        // A hyper-util client is always ready, as `ready().await` finds.
+        let ready = service.poll_ready(&mut Context::from_waker(Waker::noop()));
+        assert!(matches!(ready, Poll::Ready(Ok(()))));
+        service.call(request)
+    }
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.into_body().collect().await.unwrap().to_bytes()
 }
 
 fn bench(c: &mut Criterion) {
