@@ -10,10 +10,12 @@
 //! installs it). When it is missing, [`RedisServer::start`] answers
 //! [`Availability::Skipped`], except under `CI=true`, where it is an error.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -307,7 +309,19 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(data_dir(self.port));
     }
+}
+
+/// The working directory of the server on `port`: its own, so that no
+/// server loads what another wrote there (a replica saves the data it syncs
+/// as `dump.rdb`; a server starting in a directory holding one loads it, and
+/// a cluster node holding keys cannot join a new cluster).
+fn data_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "refresh-endpoint-redis-{}-{port}",
+        std::process::id()
+    ))
 }
 
 fn installed() -> Result<(), String> {
@@ -325,22 +339,46 @@ fn installed() -> Result<(), String> {
     }
 }
 
+/// A loopback port free now that no server of this process was given
+/// before, as a port or as a cluster bus port (the port + 10000). A cluster
+/// keeps calling a killed node's address: another test's node started on
+/// that port would hear its gossip and join the wrong cluster.
 fn free_port() -> Result<u16, String> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|error| format!("no free loopback port: {error}"))
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..100 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .map_err(|error| format!("no free loopback port: {error}"))?;
+        let taken = |p: Option<u16>| p.is_some_and(|p| handed_out.contains(&p));
+        if port > u16::MAX - 10_000
+            || taken(Some(port))
+            || taken(port.checked_add(10_000))
+            || taken(port.checked_sub(10_000))
+        {
+            continue;
+        }
+        handed_out.insert(port);
+        return Ok(port);
+    }
+    Err("no loopback port left that this process has not used".into())
 }
 
 /// Starts `redis-server` on `port` and waits for "Ready to accept connections".
 fn spawn(port: u16, port_args: &[String], args: &[String]) -> Result<Child, String> {
+    // Empty at every start: a restarted server starts without data, as
+    // `--save ""` means.
+    let dir = data_dir(port);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|error| format!("{}: {error}", dir.display()))?;
     let mut child = Command::new("redis-server")
         .args(["--bind", "127.0.0.1"])
         .args(port_args)
         .args(["--save", "", "--appendonly", "no"])
         .args(["--daemonize", "no", "--logfile", ""])
         .arg("--dir")
-        .arg(std::env::temp_dir())
+        .arg(&dir)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
