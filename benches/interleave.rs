@@ -58,13 +58,19 @@ pub fn compare<'a>(
     turn: impl Fn(&'a str, usize) -> Turn<'a>,
 ) {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut user: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut system: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for round in 0..=rounds {
         for (i, name) in names.iter().enumerate() {
+            let (user_before, system_before) = cpu_times();
             let started = Instant::now();
             runtime.block_on(turn(name, calls));
             let per_call = started.elapsed().as_nanos() as f64 / calls as f64;
+            let (user_after, system_after) = cpu_times();
             if round > 0 {
                 times[i].push(per_call);
+                user[i].push((user_after - user_before) / calls as f64);
+                system[i].push((system_after - system_before) / calls as f64);
             }
         }
     }
@@ -72,7 +78,14 @@ pub fn compare<'a>(
     println!("interleaved: {rounds} rounds of {calls} calls per contender");
     for (i, name) in names.iter().enumerate() {
         let (_, median, _) = quartiles(times[i].clone());
-        println!("  {name:24} {:>9.2} µs per call (median)", median / 1000.0);
+        let (_, user, _) = quartiles(user[i].clone());
+        let (_, system, _) = quartiles(system[i].clone());
+        println!(
+            "  {name:24} {:>9.2} µs per call (median; CPU: {:.2} µs user, {:.2} µs system)",
+            median / 1000.0,
+            user / 1000.0,
+            system / 1000.0,
+        );
     }
     for (baseline, contender) in pairs {
         let (b, c) = (index(baseline), index(contender));
@@ -80,6 +93,33 @@ pub fn compare<'a>(
         let (low, median, high) = quartiles(ratios);
         println!("  {contender} / {baseline}: {median:.3}x (quartiles {low:.3}–{high:.3})");
     }
+    println!("CPU time, summed over the rounds:");
+    for (baseline, contender) in pairs {
+        let (b, c) = (index(baseline), index(contender));
+        let sum = |v: &[f64]| v.iter().sum::<f64>();
+        let off_cpu = |i: usize| sum(&times[i]) - sum(&user[i]) - sum(&system[i]);
+        println!(
+            "  {contender} / {baseline}: user {:.3}x, system {:.3}x, both {:.3}x; off the CPU {:.2} against {:.2} µs per call",
+            sum(&user[c]) / sum(&user[b]),
+            sum(&system[c]) / sum(&system[b]),
+            (sum(&user[c]) + sum(&system[c])) / (sum(&user[b]) + sum(&system[b])),
+            off_cpu(c) / times[c].len() as f64 / 1000.0,
+            off_cpu(b) / times[b].len() as f64 / 1000.0,
+        );
+    }
+}
+
+/// The process's user and system CPU time so far, in nanoseconds
+/// (`getrusage`; microsecond resolution).
+fn cpu_times() -> (f64, f64) {
+    // SAFETY: `getrusage` only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
+        usage
+    };
+    let nanos = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
+    (nanos(usage.ru_utime), nanos(usage.ru_stime))
 }
 
 /// The first quartile, median and third quartile.

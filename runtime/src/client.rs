@@ -237,10 +237,14 @@ impl Client {
         endpoint: &E,
         refresh_token: Option<&Secret>,
     ) -> Result<reqwest::Request, Error> {
-        let mut url = self.inner.base_url.clone();
-        endpoint.write_path(&mut url)?;
-        let mut url =
-            Url::parse(&url).map_err(|e| ErrorKind::Invalid(format!("the URL is invalid: {e}")))?;
+        // The base URL is parsed once, when the client is built; each call
+        // writes only the path.
+        let base = &self.inner.base;
+        let mut path = String::with_capacity(64);
+        path.push_str(base.path().trim_end_matches('/'));
+        endpoint.write_path(&mut path)?;
+        let mut url = base.clone();
+        url.set_path(&path);
         let mut query = Vec::new();
         endpoint.write_query(&mut query)?;
         if !query.is_empty() {
@@ -656,12 +660,21 @@ impl ClientBuilder {
             .or_insert(HeaderValue::from_static(DEFAULT_USER_AGENT));
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .referer(false)
-                .build()
-                .map_err(|e| ErrorKind::Invalid(format!("could not start the HTTP client: {e}")))?,
+            None => {
+                // The client's own reqwest client sends the user agent on
+                // every request, as reqwest sends its defaults, rather than
+                // having it copied into each request.
+                let user_agent = headers.remove(USER_AGENT).expect("set above");
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .referer(false)
+                    .user_agent(user_agent)
+                    .build()
+                    .map_err(|e| {
+                        ErrorKind::Invalid(format!("could not start the HTTP client: {e}"))
+                    })?
+            }
         };
         let proxies = hyper_util::client::proxy::matcher::Matcher::from_env();
         let base_allowed = check_url(&url, self.allow_insecure_http, &proxies).is_ok();

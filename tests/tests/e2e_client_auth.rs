@@ -248,3 +248,46 @@ fn a_post_without_a_body_sends_content_length_zero() {
     let request = client.build_request(&Get, None).unwrap();
     assert!(request.headers().get("content-length").is_none());
 }
+
+/// The user agent on the wire: the crate's own by default, the builder's
+/// when one is given, also through a reqwest client of the user's.
+#[tokio::test]
+async fn the_user_agent_reaches_the_server() {
+    use refresh_endpoint_testkit::hostile::{HostileServer, Reply};
+    let server = HostileServer::start(|_| {
+        Reply::json(
+            200,
+            &serde_json::json!({"access_token": "at", "token_type": "Bearer"}),
+        )
+    })
+    .await;
+    let endpoint = BodyRefresh {
+        refresh_token: Secret::new("rt"),
+    };
+    let clients = [
+        Client::builder(server.url()).client_credentials("id", "secret"),
+        Client::builder(server.url())
+            .client_credentials("id", "secret")
+            .user_agent("my-app/1"),
+        Client::builder(server.url())
+            .client_credentials("id", "secret")
+            .user_agent("my-app/1")
+            .http_client(refresh_endpoint::reqwest::Client::new()),
+        Client::builder(server.url())
+            .client_credentials("id", "secret")
+            .http_client(refresh_endpoint::reqwest::Client::new()),
+    ];
+    for client in clients {
+        endpoint.send(&client.build().unwrap()).await.unwrap();
+    }
+    let agents: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            let agents: Vec<_> = r.headers.get_all("user-agent").iter().collect();
+            format!("{} {}", agents.len(), agents[0].to_str().unwrap())
+        })
+        .collect();
+    let default = format!("1 {}", refresh_endpoint::DEFAULT_USER_AGENT);
+    assert_eq!(agents, [&*default, "1 my-app/1", "1 my-app/1", &*default]);
+}

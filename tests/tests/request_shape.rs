@@ -71,6 +71,45 @@ fn cloudreve_sends_the_refresh_token_in_a_json_body() {
 }
 
 #[test]
+fn the_path_goes_after_the_base_urls_own_path() {
+    let endpoint = CloudreveRefresh {
+        refresh_token: Secret::new("r"),
+    };
+    let url = |base: &str| {
+        let client = Client::new(base).unwrap();
+        client
+            .build_request(&endpoint, None)
+            .unwrap()
+            .url()
+            .to_string()
+    };
+    let path = "/api/v4/session/token/refresh";
+    for base in [
+        "https://h.example",
+        "https://h.example/",
+        "HTTPS://H.example:443",
+    ] {
+        assert_eq!(url(base), format!("https://h.example{path}"), "{base}");
+    }
+    for base in ["https://h.example/cloud", "https://h.example/cloud/"] {
+        assert_eq!(
+            url(base),
+            format!("https://h.example/cloud{path}"),
+            "{base}"
+        );
+    }
+    assert_eq!(
+        url("https://h.example:8443/a%20b/"),
+        format!("https://h.example:8443/a%20b{path}")
+    );
+    // A query of the base URL stays a query.
+    assert_eq!(
+        url("https://h.example/cloud?tenant=7"),
+        format!("https://h.example/cloud{path}?tenant=7")
+    );
+}
+
+#[test]
 fn clerk_path_query_header_and_body() {
     let client = Client::builder("https://api.clerk.com")
         .secret("sk_test_abc")
