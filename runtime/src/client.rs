@@ -67,6 +67,9 @@ struct Inner {
     base: Url,
     base_allowed: bool,
     http: reqwest::Client,
+    /// Whether `http` is the user's own, which may follow redirects (the
+    /// client's own follows none).
+    http_may_follow: bool,
     secret: Option<Secret>,
     client_id: Option<String>,
     headers: HeaderMap,
@@ -169,6 +172,7 @@ impl Client {
             name,
             request,
             self.inner.timeout,
+            self.inner.http_may_follow,
         )
     }
 
@@ -182,10 +186,13 @@ impl Client {
         scrubber: Scrubber,
     ) -> Result<(RawResponse, Scrubber), Error> {
         let (response, Fetched { url, moved }) = fetched.map_err(|e| e.scrubbed(&scrubber))?;
-        if (300..400).contains(&response.status) || moved.is_some() {
-            let location = match moved {
-                Some(final_url) => Some(final_url),
-                None => location(&response, &url),
+        // The answer's URL is kept for a 3xx answer or one that came
+        // through a redirect: either is refused.
+        if let Some(url) = url {
+            let location = if moved {
+                Some(url)
+            } else {
+                location(&response, &url)
             };
             let error: Error = ErrorKind::Redirect {
                 endpoint: name,
@@ -419,11 +426,16 @@ impl Client {
         request: reqwest::Request,
     ) -> Result<RawResponse, Error> {
         let limit = self.inner.max_response_bytes;
-        Ok(
-            Exchange::new(&self.inner.http, limit, endpoint, request, None)
-                .await?
-                .0,
+        Ok(Exchange::new(
+            &self.inner.http,
+            limit,
+            endpoint,
+            request,
+            None,
+            self.inner.http_may_follow,
         )
+        .await?
+        .0)
     }
 }
 
@@ -431,7 +443,7 @@ impl Client {
 /// request's secrets.
 pub(crate) fn unwrap_scrubbed<Env: Envelope + ?Sized, T: serde::de::DeserializeOwned>(
     response: &RawResponse,
-    scrubber: &mut Scrubber,
+    scrubber: &Scrubber,
 ) -> Result<T, Error> {
     scrubber
         .run(|| Env::unwrap(response))
@@ -658,6 +670,7 @@ impl ClientBuilder {
         headers
             .entry(USER_AGENT)
             .or_insert(HeaderValue::from_static(DEFAULT_USER_AGENT));
+        let http_may_follow = self.http.is_some();
         let http = match self.http {
             Some(http) => http,
             None => {
@@ -684,6 +697,7 @@ impl ClientBuilder {
                 base: url,
                 base_allowed,
                 http,
+                http_may_follow,
                 secret: self.secret,
                 client_id: self.client_id,
                 headers,

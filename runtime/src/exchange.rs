@@ -24,13 +24,14 @@ use crate::{Error, ErrorKind};
 /// reqwest's future of a sent request (`Client::execute`'s), by its name.
 type Pending = <reqwest::Client as tower_service::Service<reqwest::Request>>::Future;
 
-/// Where a request went.
+/// Where an answer came from, when that matters: a 3xx answer, or one that
+/// came through a redirect the HTTP client followed.
 pub(crate) struct Fetched {
-    /// The URL the request was sent to.
-    pub(crate) url: Url,
-    /// The URL the answer came from, when the HTTP client followed a
-    /// redirect.
-    pub(crate) moved: Option<Url>,
+    /// The URL the answer came from, for a 3xx answer or a `moved` one;
+    /// `None` otherwise.
+    pub(crate) url: Option<Url>,
+    /// Whether the HTTP client followed a redirect to get the answer.
+    pub(crate) moved: bool,
 }
 
 pin_project_lite::pin_project! {
@@ -39,7 +40,9 @@ pin_project_lite::pin_project! {
     pub(crate) struct Exchange {
         endpoint: &'static str,
         limit: usize,
-        url: Option<Url>,
+        // The request's URL, when the HTTP client may follow a redirect:
+        // an answer from elsewhere came through one.
+        sent_to: Option<Url>,
         stage: Stage,
         // The `refresh_endpoint.http` span and when the request started,
         // when the span is enabled.
@@ -57,7 +60,7 @@ enum Stage {
     Reading {
         status: u16,
         headers: HeaderMap,
-        moved: Option<Url>,
+        fetched: Fetched,
         body: reqwest::Body,
         bytes: Vec<u8>,
     },
@@ -66,13 +69,15 @@ enum Stage {
 
 impl Exchange {
     /// Starts sending `request` on `client`'s connection pool. Must be
-    /// called within a Tokio runtime when `timeout` is set.
+    /// called within a Tokio runtime when `timeout` is set. `may_follow`:
+    /// whether `http` may follow redirects.
     pub(crate) fn new(
         mut http: &reqwest::Client,
         limit: usize,
         endpoint: &'static str,
         request: reqwest::Request,
         timeout: Option<Duration>,
+        may_follow: bool,
     ) -> Self {
         let span = tracing::debug_span!(
             "refresh_endpoint.http",
@@ -81,7 +86,7 @@ impl Exchange {
             status = tracing::field::Empty,
         );
         let traced = (!span.is_disabled()).then(|| (span, Instant::now()));
-        let url = request.url().clone();
+        let sent_to = may_follow.then(|| request.url().clone());
         let pending = {
             let _entered = traced.as_ref().map(|(span, _)| span.enter());
             tower_service::Service::call(&mut http, request)
@@ -89,7 +94,7 @@ impl Exchange {
         Exchange {
             endpoint,
             limit,
-            url: Some(url),
+            sent_to,
             stage: Stage::Sending(pending),
             traced,
             deadline: timeout.map(tokio::time::sleep),
@@ -105,11 +110,7 @@ impl Future for Exchange {
         let (endpoint, limit) = (*this.endpoint, *this.limit);
         let result = {
             let _entered = this.traced.as_ref().map(|(span, _)| span.enter());
-            let url = this
-                .url
-                .as_ref()
-                .expect("an exchange polled after it completed");
-            match advance(this.stage, endpoint, limit, url, cx) {
+            match advance(this.stage, endpoint, limit, this.sent_to.as_ref(), cx) {
                 Poll::Ready(result) => result,
                 Poll::Pending => {
                     let expired = this
@@ -127,8 +128,7 @@ impl Future for Exchange {
         if let Some((span, started)) = this.traced.take() {
             trace_end(&span, started, &result);
         }
-        let url = this.url.take().expect("the URL is kept until the end");
-        Poll::Ready(result.map(|(response, moved)| (response, Fetched { url, moved })))
+        Poll::Ready(result)
     }
 }
 
@@ -137,9 +137,9 @@ fn advance(
     stage: &mut Stage,
     endpoint: &'static str,
     limit: usize,
-    url: &Url,
+    sent_to: Option<&Url>,
     cx: &mut Context<'_>,
-) -> Poll<Result<(RawResponse, Option<Url>), Error>> {
+) -> Poll<Result<(RawResponse, Fetched), Error>> {
     loop {
         match stage {
             Stage::Sending(pending) => {
@@ -153,12 +153,17 @@ fn advance(
                 {
                     return finish(stage, Err(ErrorKind::TooLarge { endpoint, limit }.into()));
                 }
-                let moved = (response.url() != url).then(|| response.url().clone());
+                let moved = sent_to.is_some_and(|url| response.url() != url);
+                let fetched = Fetched {
+                    url: (moved || response.status().is_redirection())
+                        .then(|| response.url().clone()),
+                    moved,
+                };
                 let (head, body) = http::Response::from(response).into_parts();
                 *stage = Stage::Reading {
                     status: head.status.as_u16(),
                     headers: head.headers,
-                    moved,
+                    fetched,
                     body,
                     bytes: Vec::new(),
                 };
@@ -184,7 +189,7 @@ fn advance(
                         let Stage::Reading {
                             status,
                             headers,
-                            moved,
+                            fetched,
                             bytes,
                             ..
                         } = std::mem::replace(stage, Stage::Done)
@@ -197,7 +202,7 @@ fn advance(
                             headers,
                             body: bytes,
                         };
-                        return Poll::Ready(Ok((response, moved)));
+                        return Poll::Ready(Ok((response, fetched)));
                     }
                 }
             }
@@ -213,7 +218,7 @@ fn finish<T>(stage: &mut Stage, result: Result<T, Error>) -> Poll<Result<T, Erro
 }
 
 /// Records the status on the span and the time the exchange took.
-fn trace_end(span: &Span, started: Instant, result: &Result<(RawResponse, Option<Url>), Error>) {
+fn trace_end(span: &Span, started: Instant, result: &Result<(RawResponse, Fetched), Error>) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok((response, _)) => {

@@ -32,14 +32,16 @@ pub(crate) struct Scrubber {
     forms: OnceLock<Vec<Secret>>,
 }
 
-thread_local! {
+scoped_tls::scoped_thread_local!(
     /// The scrubber of the response being unwrapped on this thread, read by
     /// [`redact`](crate::error::redact) so that texts are scrubbed whole,
     /// before they are shortened.
-    static ACTIVE: RefCell<Option<Scrubber>> = const { RefCell::new(None) };
+    static ACTIVE: Scrubber
+);
+scoped_tls::scoped_thread_local!(
     /// Collects every `Secret` serialized while a request is being built.
-    static CAPTURE: RefCell<Option<Vec<Secret>>> = const { RefCell::new(None) };
-}
+    static CAPTURE: RefCell<Vec<Secret>>
+);
 
 impl Scrubber {
     /// Adds a secret (ignored when empty or already known).
@@ -86,39 +88,20 @@ impl Scrubber {
 
     /// Runs `f` with this scrubber active on this thread: texts that
     /// [`redact`](crate::error::redact) builds meanwhile are scrubbed first.
-    /// The scrubber is lent to the thread, not copied, and is back in
-    /// `self` when this returns or unwinds.
-    pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        struct Restore<'a> {
-            scrubber: &'a mut Scrubber,
-            previous: Option<Scrubber>,
-        }
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                let lent = ACTIVE.with(|active| {
-                    std::mem::replace(&mut *active.borrow_mut(), self.previous.take())
-                });
-                *self.scrubber = lent.unwrap_or_default();
-            }
-        }
+    /// The thread holds a reference for the length of `f`, also if it
+    /// unwinds.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.secrets.is_empty() {
             return f();
         }
-        let lent = std::mem::take(self);
-        let previous = ACTIVE.with(|active| active.borrow_mut().replace(lent));
-        let _restore = Restore {
-            scrubber: self,
-            previous,
-        };
-        f()
+        ACTIVE.set(self, f)
     }
 
     /// Applies the active scrubber, if any, to `text`.
     pub fn scrub_active(text: &str) -> Option<String> {
-        ACTIVE.with(|active| {
-            let active = active.try_borrow().ok()?;
-            Some(active.as_ref()?.scrub(text))
-        })
+        ACTIVE
+            .is_set()
+            .then(|| ACTIVE.with(|active| active.scrub(text)))
     }
 
     fn forms(&self) -> &[Secret] {
@@ -281,32 +264,21 @@ pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Secret>) {
 
 /// [`capture`], appending to `secrets`.
 fn capture_into<R>(secrets: Vec<Secret>, f: impl FnOnce() -> R) -> (R, Vec<Secret>) {
-    struct Reset(Option<Vec<Secret>>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            CAPTURE.with(|capture| *capture.borrow_mut() = self.0.take());
-        }
-    }
-    let previous = CAPTURE.with(|capture| capture.borrow_mut().replace(secrets));
-    let mut reset = Reset(previous);
-    let result = f();
-    let captured = CAPTURE.with(|capture| {
-        std::mem::replace(&mut *capture.borrow_mut(), reset.0.take()).unwrap_or_default()
-    });
-    std::mem::forget(reset);
-    (result, captured)
+    let captured = RefCell::new(secrets);
+    let result = CAPTURE.set(&captured, f);
+    (result, captured.into_inner())
 }
 
 /// Called by `Secret`'s `Serialize`: remembers the secret if a request is
 /// being built on this thread.
 pub(crate) fn note_serialized(secret: &Secret) {
-    CAPTURE.with(|capture| {
-        if let Ok(mut capture) = capture.try_borrow_mut()
-            && let Some(capture) = capture.as_mut()
-        {
-            capture.push(secret.clone());
-        }
-    });
+    if CAPTURE.is_set() {
+        CAPTURE.with(|captured| {
+            if let Ok(mut captured) = captured.try_borrow_mut() {
+                captured.push(secret.clone());
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -361,13 +333,13 @@ mod tests {
 
     #[test]
     fn active_scrubber_applies_inside_run_only() {
-        let mut s = scrubber(&["tok"]);
+        let s = scrubber(&["tok"]);
         assert_eq!(
             s.run(|| Scrubber::scrub_active("a tok b")),
             Some("a [redacted] b".into())
         );
         assert_eq!(Scrubber::scrub_active("a tok b"), None);
-        // Lent, not lost, even when `f` panics.
+        // Taken back from the thread even when `f` panics.
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             s.run(|| panic!("in user code"));
         }));

@@ -90,10 +90,9 @@ impl<E: Endpoint + ?Sized> Future for Sending<'_, E> {
             .scrubber
             .take()
             .expect("a call polled after it completed");
-        let (response, mut scrubber) = this.client.refuse_redirect(E::NAME, fetched, scrubber)?;
+        let (response, scrubber) = this.client.refuse_redirect(E::NAME, fetched, scrubber)?;
         Poll::Ready(unwrap_scrubbed::<E::Envelope, E::Response>(
-            &response,
-            &mut scrubber,
+            &response, &scrubber,
         ))
     }
 }
