@@ -8,6 +8,8 @@
 //! about 400 bytes).
 //!
 //! - `generated`: `PublicRefresh::send(&client)`, the generated method;
+//! - `generated_untimed`: the same on a client built with `.timeout(None)`,
+//!   without the timer a call otherwise has (as `hand_written`);
 //! - `hand_written`: `reqwest::Client::post(url)` with a `serde_urlencoded` body, `.send()`, a status
 //!   check, `.bytes()` and `serde_json::from_slice::<TokenResponse>`: what a
 //!   careful hand-written refresh does, without the crate's guarantees
@@ -89,8 +91,9 @@ async fn hand_written(
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-const CONTENDERS: [&str; 6] = [
+const CONTENDERS: [&str; 7] = [
     "generated",
+    "generated_untimed",
     "hand_written",
     "hand_written_timeout",
     "crate_request",
@@ -104,6 +107,8 @@ struct Fixture {
     runtime: Runtime,
     _server: OAuth2Mock,
     client: Client,
+    /// A client without a timeout.
+    untimed: Client,
     url: String,
     request: PublicRefresh,
     refresh_token: String,
@@ -123,6 +128,7 @@ impl Fixture {
         );
         let tokens = server.issue_tokens_for("cli", "read").unwrap();
         let client = Client::new(server.url()).unwrap();
+        let untimed = Client::builder(server.url()).timeout(None).build().unwrap();
         let url = format!("{}/oauth/token", server.url());
         let request = PublicRefresh {
             grant_type: "refresh_token",
@@ -133,6 +139,7 @@ impl Fixture {
             runtime,
             _server: server,
             client,
+            untimed,
             url,
             refresh_token: tokens.refresh_token,
             request,
@@ -159,6 +166,7 @@ impl Fixture {
         };
         match name {
             "generated" => self.request.send(&self.client).await.unwrap(),
+            "generated_untimed" => self.request.send(&self.untimed).await.unwrap(),
             "hand_written" => hand_written(None).await.unwrap(),
             "crate_request" => {
                 let request = self.crate_request();
@@ -228,6 +236,7 @@ fn interleaved(rounds: usize, calls: usize) {
             "hand_written",
             "hand_written_timeout",
             "generated",
+            "generated_untimed",
             "crate_request",
             "fetched",
             "executed",
@@ -239,6 +248,7 @@ fn interleaved(rounds: usize, calls: usize) {
             ("executed", "generated"),
             ("hand_written", "generated"),
             ("hand_written_timeout", "generated"),
+            ("hand_written", "generated_untimed"),
         ],
         rounds,
         calls,

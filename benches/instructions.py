@@ -45,6 +45,7 @@ GROUPS = {
     "generated_call": [
         ["hand_written", "generated"],
         ["hand_written_timeout", "generated"],
+        ["hand_written", "generated_untimed"],
         # The steps between them (benches/generated_call.rs).
         ["hand_written", "crate_request"],
         ["crate_request", "fetched"],

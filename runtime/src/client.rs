@@ -190,7 +190,7 @@ impl Client {
         // through a redirect: either is refused.
         if let Some(url) = url {
             let location = if moved {
-                Some(url)
+                Some(*url)
             } else {
                 location(&response, &url)
             };

@@ -28,8 +28,9 @@ type Pending = <reqwest::Client as tower_service::Service<reqwest::Request>>::Fu
 /// came through a redirect the HTTP client followed.
 pub(crate) struct Fetched {
     /// The URL the answer came from, for a 3xx answer or a `moved` one;
-    /// `None` otherwise.
-    pub(crate) url: Option<Url>,
+    /// `None` otherwise. Boxed: every answer's result is moved a few times,
+    /// and rarely holds one.
+    pub(crate) url: Option<Box<Url>>,
     /// Whether the HTTP client followed a redirect to get the answer.
     pub(crate) moved: bool,
 }
@@ -156,7 +157,7 @@ fn advance(
                 let moved = sent_to.is_some_and(|url| response.url() != url);
                 let fetched = Fetched {
                     url: (moved || response.status().is_redirection())
-                        .then(|| response.url().clone()),
+                        .then(|| Box::new(response.url().clone())),
                     moved,
                 };
                 let (head, body) = http::Response::from(response).into_parts();

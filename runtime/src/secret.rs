@@ -38,6 +38,12 @@ impl Secret {
         Secret(value.into())
     }
 
+    /// Whether `other` is this very value (a clone of it), not merely an
+    /// equal one.
+    pub(crate) fn is_same(&self, other: &Secret) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Wraps a `String`, zeroing the `String`'s buffer after the copy.
     fn from_string(mut value: String) -> Self {
         let secret = Secret(Arc::from(value.as_str()));

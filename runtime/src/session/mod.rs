@@ -159,10 +159,10 @@ struct Inner<E> {
     status: OnceLock<watch::Sender<Status>>,
     /// Where API requests carry the access token.
     placement: TokenPlacement,
-    /// The header value of the last token handed to an API request, so that
-    /// requests with the same token share one (none is built per request).
-    /// Replaced when the token changes, emptied at sign-out.
-    header_value: arc_swap::ArcSwapOption<http::HeaderValue>,
+    /// The last token handed to an API request and its header value, so
+    /// that requests with the same token share one (none is built per
+    /// request). Replaced when the token changes, emptied at sign-out.
+    header_value: arc_swap::ArcSwapOption<(Secret, http::HeaderValue)>,
 }
 
 impl<E> Inner<E> {
@@ -333,14 +333,17 @@ impl<E: RefreshEndpoint> Session<E> {
     /// The header value carrying `token` ([`TokenPlacement::value`]), built
     /// once per token and shared by the requests that carry it.
     pub(crate) fn token_header_value(&self, token: &Secret) -> Result<http::HeaderValue, Error> {
-        let placement = &self.inner.placement;
-        if let Some(value) = &*self.inner.header_value.load()
-            && placement.carries(value, token)
+        // The token a session hands out is one shared value until it
+        // changes: the same allocation means the same token.
+        if let Some(cached) = &*self.inner.header_value.load()
+            && cached.0.is_same(token)
         {
-            return Ok(http::HeaderValue::clone(value));
+            return Ok(http::HeaderValue::clone(&cached.1));
         }
-        let value = placement.value(token)?;
-        self.inner.header_value.store(Some(Arc::new(value.clone())));
+        let value = self.inner.placement.value(token)?;
+        self.inner
+            .header_value
+            .store(Some(Arc::new((token.clone(), value.clone()))));
         Ok(value)
     }
 

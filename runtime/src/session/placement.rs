@@ -94,14 +94,6 @@ impl TokenPlacement {
         Ok(value)
     }
 
-    /// Whether `value` is the header value for `token`.
-    pub(crate) fn carries(&self, value: &HeaderValue, token: &Secret) -> bool {
-        let (value, token) = (value.as_bytes(), token.expose().as_bytes());
-        value.len() == self.prefix.len() + token.len()
-            && value.ends_with(token)
-            && value.starts_with(self.prefix.as_bytes())
-    }
-
     /// Puts `value` (from [`TokenPlacement::value`]) in `headers`, replacing
     /// any value the header had.
     pub(crate) fn apply(&self, headers: &mut HeaderMap, value: &HeaderValue) {
