@@ -107,6 +107,27 @@ fn the_path_goes_after_the_base_urls_own_path() {
         url("https://h.example/cloud?tenant=7"),
         format!("https://h.example/cloud{path}?tenant=7")
     );
+    // A path parameter cannot add a query, a fragment or a segment.
+    let client = Client::builder("https://api.clerk.com/base/")
+        .secret("sk_test_abc")
+        .build()
+        .unwrap();
+    let endpoint = ClerkRefresh {
+        session_id: "a?b=1#c/../d".into(),
+        suffixed_cookies: None,
+        api_version: "2021-02-05",
+        expired_token: Secret::new("old.jwt.x"),
+        refresh_token: Secret::new("refresh-1"),
+        request_origin: "https://app.example.com".into(),
+        format: None,
+    };
+    let request = client.build_request(&endpoint, None).unwrap();
+    assert_eq!(
+        request.url().as_str(),
+        "https://api.clerk.com/base/v1/sessions/a%3Fb%3D1%23c%2F..%2Fd/refresh"
+    );
+    assert_eq!(request.url().query(), None);
+    assert_eq!(request.url().fragment(), None);
 }
 
 #[test]
