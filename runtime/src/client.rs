@@ -166,12 +166,23 @@ impl Client {
     /// The exchange of a request [`Client::prepare`] built: one timer for
     /// the whole of it, connection and body included.
     pub(crate) fn exchange(&self, name: &'static str, request: reqwest::Request) -> Exchange {
+        self.exchange_within(name, request, self.inner.timeout)
+    }
+
+    /// The exchange of `request` on the client's pool and size cap, within
+    /// `timeout`.
+    fn exchange_within(
+        &self,
+        name: &'static str,
+        request: reqwest::Request,
+        timeout: Option<Duration>,
+    ) -> Exchange {
         Exchange::new(
             &self.inner.http,
             self.inner.max_response_bytes,
             name,
             request,
-            self.inner.timeout,
+            timeout,
             self.inner.http_may_follow,
         )
     }
@@ -425,17 +436,7 @@ impl Client {
         endpoint: &'static str,
         request: reqwest::Request,
     ) -> Result<RawResponse, Error> {
-        let limit = self.inner.max_response_bytes;
-        Ok(Exchange::new(
-            &self.inner.http,
-            limit,
-            endpoint,
-            request,
-            None,
-            self.inner.http_may_follow,
-        )
-        .await?
-        .0)
+        Ok(self.exchange_within(endpoint, request, None).await?.0)
     }
 }
 

@@ -108,20 +108,9 @@ fn the_path_goes_after_the_base_urls_own_path() {
         format!("https://h.example/cloud{path}?tenant=7")
     );
     // A path parameter cannot add a query, a fragment or a segment.
-    let client = Client::builder("https://api.clerk.com/base/")
-        .secret("sk_test_abc")
-        .build()
+    let request = clerk_client("https://api.clerk.com/base/")
+        .build_request(&clerk_refresh("a?b=1#c/../d", None), None)
         .unwrap();
-    let endpoint = ClerkRefresh {
-        session_id: "a?b=1#c/../d".into(),
-        suffixed_cookies: None,
-        api_version: "2021-02-05",
-        expired_token: Secret::new("old.jwt.x"),
-        refresh_token: Secret::new("refresh-1"),
-        request_origin: "https://app.example.com".into(),
-        format: None,
-    };
-    let request = client.build_request(&endpoint, None).unwrap();
     assert_eq!(
         request.url().as_str(),
         "https://api.clerk.com/base/v1/sessions/a%3Fb%3D1%23c%2F..%2Fd/refresh"
@@ -130,22 +119,30 @@ fn the_path_goes_after_the_base_urls_own_path() {
     assert_eq!(request.url().fragment(), None);
 }
 
-#[test]
-fn clerk_path_query_header_and_body() {
-    let client = Client::builder("https://api.clerk.com")
+fn clerk_client(base_url: &str) -> Client {
+    Client::builder(base_url)
         .secret("sk_test_abc")
         .build()
-        .unwrap();
-    let endpoint = ClerkRefresh {
-        session_id: "sess/1 2".into(),
-        suffixed_cookies: Some(false),
+        .unwrap()
+}
+
+fn clerk_refresh(session_id: &str, suffixed_cookies: Option<bool>) -> ClerkRefresh {
+    ClerkRefresh {
+        session_id: session_id.into(),
+        suffixed_cookies,
         api_version: "2021-02-05",
         expired_token: Secret::new("old.jwt.x"),
         refresh_token: Secret::new("refresh-1"),
         request_origin: "https://app.example.com".into(),
         format: None,
-    };
-    let request = client.build_request(&endpoint, None).unwrap();
+    }
+}
+
+#[test]
+fn clerk_path_query_header_and_body() {
+    let request = clerk_client("https://api.clerk.com")
+        .build_request(&clerk_refresh("sess/1 2", Some(false)), None)
+        .unwrap();
     assert_eq!(
         request.url().as_str(),
         "https://api.clerk.com/v1/sessions/sess%2F1%202/refresh?suffixed_cookies=false"
