@@ -29,7 +29,13 @@
 //! - `executed`: `Client::execute`: the request built with its secrets
 //!   gathered, the destination check, the exchange with its timer, redirects
 //!   refused; the body decoded as `hand_written` does;
-//! - `generated` adds the envelope's unwrapping, the errors scrubbed.
+//! - `executed_unwrapped`: the same answer unwrapped by the endpoint's
+//!   envelope (`Envelope::unwrap`), outside the scrubber;
+//! - `generated` adds the scrubber around the envelope and the call's own
+//!   future (`Sending`).
+//!
+//! `hand_written_again` is `hand_written` under another name: the ratio of
+//! the two shows what the method itself makes of no difference at all.
 //!
 //! The contenders share one `reqwest::Client` (the crate's `Client::http()`)
 //! so that connection reuse is the same. Figures in BENCHMARKS.md:
@@ -40,7 +46,10 @@
 //! `valgrind --tool=callgrind` with two values of `n` to count the
 //! instructions of one call (see BENCHMARKS.md). With
 //! `BENCH_INTERLEAVED=<rounds>:<calls>` the contenders take turns and the
-//! ratio is taken within each round (`interleave.rs`).
+//! ratio is taken within each round (`interleave.rs`). The server shares
+//! the calls' thread; with `BENCH_SERVER_THREAD` set it runs on a thread of
+//! its own, and the CPU time of the calling thread says what a call costs
+//! the caller.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -49,8 +58,9 @@ use criterion::{Criterion, criterion_group};
 
 #[path = "interleave.rs"]
 mod interleave;
+use refresh_endpoint::envelope::Envelope;
 use refresh_endpoint::providers::oauth2::TokenResponse;
-use refresh_endpoint::{Client, Secret, refresh_endpoint};
+use refresh_endpoint::{Client, Endpoint, Secret, refresh_endpoint};
 use refresh_endpoint_testkit::OAuth2Mock;
 use tokio::runtime::Runtime;
 
@@ -91,14 +101,16 @@ async fn hand_written(
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-const CONTENDERS: [&str; 7] = [
-    "generated",
-    "generated_untimed",
+const CONTENDERS: [&str; 9] = [
     "hand_written",
     "hand_written_timeout",
+    "generated",
+    "generated_untimed",
     "crate_request",
     "fetched",
     "executed",
+    "executed_unwrapped",
+    "hand_written_again",
 ];
 
 /// The mock server on a current-thread runtime, the crate's client, the
@@ -106,6 +118,8 @@ const CONTENDERS: [&str; 7] = [
 struct Fixture {
     runtime: Runtime,
     _server: OAuth2Mock,
+    /// The server's own runtime, with `BENCH_SERVER_THREAD` set.
+    _server_runtime: Option<Runtime>,
     client: Client,
     /// A client without a timeout.
     untimed: Client,
@@ -120,12 +134,24 @@ impl Fixture {
             .enable_all()
             .build()
             .unwrap();
-        let server = runtime.block_on(
-            OAuth2Mock::builder()
-                .public_client("cli")
-                .rotate_refresh_tokens(false)
-                .start(),
-        );
+        let start = OAuth2Mock::builder()
+            .public_client("cli")
+            .rotate_refresh_tokens(false)
+            .start();
+        // By default the server shares the client's thread; with
+        // `BENCH_SERVER_THREAD` set it runs on a thread of its own, as a
+        // provider runs elsewhere than its clients.
+        let server_runtime = std::env::var_os("BENCH_SERVER_THREAD").map(|_| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap()
+        });
+        let server = match &server_runtime {
+            Some(server_runtime) => server_runtime.block_on(start),
+            None => runtime.block_on(start),
+        };
         let tokens = server.issue_tokens_for("cli", "read").unwrap();
         let client = Client::new(server.url()).unwrap();
         let untimed = Client::builder(server.url()).timeout(None).build().unwrap();
@@ -138,6 +164,7 @@ impl Fixture {
         Fixture {
             runtime,
             _server: server,
+            _server_runtime: server_runtime,
             client,
             untimed,
             url,
@@ -167,7 +194,7 @@ impl Fixture {
         match name {
             "generated" => self.request.send(&self.client).await.unwrap(),
             "generated_untimed" => self.request.send(&self.untimed).await.unwrap(),
-            "hand_written" => hand_written(None).await.unwrap(),
+            "hand_written" | "hand_written_again" => hand_written(None).await.unwrap(),
             "crate_request" => {
                 let request = self.crate_request();
                 let answer = self.client.http().execute(request).await.unwrap();
@@ -180,6 +207,10 @@ impl Fixture {
             "executed" => {
                 let answer = self.client.execute(&self.request, None).await.unwrap();
                 serde_json::from_slice(&answer.body).unwrap()
+            }
+            "executed_unwrapped" => {
+                let answer = self.client.execute(&self.request, None).await.unwrap();
+                <PublicRefresh as Endpoint>::Envelope::unwrap(&answer).unwrap()
             }
             // With the timeout the crate sets on every request by default.
             "hand_written_timeout" => hand_written(Some(refresh_endpoint::DEFAULT_TIMEOUT))
@@ -232,20 +263,14 @@ fn interleaved(rounds: usize, calls: usize) {
     let fixture = Fixture::start();
     interleave::compare(
         &fixture.runtime,
+        &CONTENDERS,
         &[
-            "hand_written",
-            "hand_written_timeout",
-            "generated",
-            "generated_untimed",
-            "crate_request",
-            "fetched",
-            "executed",
-        ],
-        &[
+            ("hand_written", "hand_written_again"),
             ("hand_written", "crate_request"),
             ("crate_request", "fetched"),
             ("hand_written_timeout", "executed"),
-            ("executed", "generated"),
+            ("executed", "executed_unwrapped"),
+            ("executed_unwrapped", "generated"),
             ("hand_written", "generated"),
             ("hand_written_timeout", "generated"),
             ("hand_written", "generated_untimed"),

@@ -46,9 +46,11 @@ fn requested() -> Option<(usize, usize)> {
 }
 
 /// Runs `rounds` rounds of every contender in turn (the first round is a
-/// warm-up, not counted) and prints the median time per call of each and,
-/// for each `(baseline, contender)` pair, the median and quartiles of the
-/// per-round ratios.
+/// warm-up, not counted; each round starts one contender further on, so that
+/// none always follows the same one) and prints the median time per call of
+/// each and, for each `(baseline, contender)` pair, the median and quartiles
+/// of the per-round ratios: of the wall time, and of the CPU time of the
+/// calling thread (what a call costs the caller, whatever runs elsewhere).
 pub fn compare<'a>(
     runtime: &tokio::runtime::Runtime,
     names: &[&'a str],
@@ -58,17 +60,22 @@ pub fn compare<'a>(
     turn: impl Fn(&'a str, usize) -> Turn<'a>,
 ) {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut thread: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut user: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut system: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for round in 0..=rounds {
-        for (i, name) in names.iter().enumerate() {
+        for k in 0..names.len() {
+            let i = (round + k) % names.len();
             let (user_before, system_before) = cpu_times();
+            let thread_before = thread_cpu_time();
             let started = Instant::now();
-            runtime.block_on(turn(name, calls));
+            runtime.block_on(turn(names[i], calls));
             let per_call = started.elapsed().as_nanos() as f64 / calls as f64;
+            let thread_after = thread_cpu_time();
             let (user_after, system_after) = cpu_times();
             if round > 0 {
                 times[i].push(per_call);
+                thread[i].push((thread_after - thread_before) / calls as f64);
                 user[i].push((user_after - user_before) / calls as f64);
                 system[i].push((system_after - system_before) / calls as f64);
             }
@@ -77,23 +84,29 @@ pub fn compare<'a>(
     let index = |name: &str| names.iter().position(|n| *n == name).expect("a contender");
     println!("interleaved: {rounds} rounds of {calls} calls per contender");
     for (i, name) in names.iter().enumerate() {
-        let (_, median, _) = quartiles(times[i].clone());
-        let (_, user, _) = quartiles(user[i].clone());
-        let (_, system, _) = quartiles(system[i].clone());
+        let median = |v: &[f64]| quartiles(v.to_vec()).1 / 1000.0;
         println!(
-            "  {name:24} {:>9.2} µs per call (median; CPU: {:.2} µs user, {:.2} µs system)",
-            median / 1000.0,
-            user / 1000.0,
-            system / 1000.0,
+            "  {name:24} {:>9.2} µs per call (median; CPU: {:.2} µs on the calling thread; \
+             process {:.2} µs user, {:.2} µs system)",
+            median(&times[i]),
+            median(&thread[i]),
+            median(&user[i]),
+            median(&system[i]),
         );
     }
+    let ratios = |of: &[Vec<f64>], b: usize, c: usize| {
+        quartiles(of[c].iter().zip(&of[b]).map(|(c, b)| c / b).collect())
+    };
     for (baseline, contender) in pairs {
         let (b, c) = (index(baseline), index(contender));
-        let ratios = times[c].iter().zip(&times[b]).map(|(c, b)| c / b).collect();
-        let (low, median, high) = quartiles(ratios);
-        println!("  {contender} / {baseline}: {median:.3}x (quartiles {low:.3}–{high:.3})");
+        let (low, median, high) = ratios(&times, b, c);
+        let (t_low, t_median, t_high) = ratios(&thread, b, c);
+        println!(
+            "  {contender} / {baseline}: {median:.3}x (quartiles {low:.3}–{high:.3}); \
+             calling thread's CPU {t_median:.3}x ({t_low:.3}–{t_high:.3})"
+        );
     }
-    println!("CPU time, summed over the rounds:");
+    println!("CPU time of the process, summed over the rounds:");
     for (baseline, contender) in pairs {
         let (b, c) = (index(baseline), index(contender));
         let sum = |v: &[f64]| v.iter().sum::<f64>();
@@ -120,6 +133,20 @@ fn cpu_times() -> (f64, f64) {
     };
     let nanos = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
     (nanos(usage.ru_utime), nanos(usage.ru_stime))
+}
+
+/// The calling thread's CPU time so far (user and system), in nanoseconds.
+fn thread_cpu_time() -> f64 {
+    // SAFETY: `clock_gettime` only writes the struct it is given.
+    let time = unsafe {
+        let mut time = std::mem::zeroed::<libc::timespec>();
+        assert_eq!(
+            libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time),
+            0
+        );
+        time
+    };
+    time.tv_sec as f64 * 1e9 + time.tv_nsec as f64
 }
 
 /// The first quartile, median and third quartile.
