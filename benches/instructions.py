@@ -27,6 +27,14 @@ the next one. The L2 term is what makes the estimate follow the measured
 wall time (see BENCHMARKS.md). With `--where N`, the N
 functions that differ most between each contender and its baseline are
 listed, by that estimate: where the extra cost of a call goes.
+
+With `--lines`, callgrind records each instruction's address
+(`--dump-instr=yes`) and each call gets the number of 64-byte lines of code
+it runs (those whose instructions run at least 0.9 times a call): the code
+a call must fetch each time, as it does not stay in the core's caches
+between calls. On this machine that count follows the wall-time ratios of
+the steps of `generated_call` better than the estimate does (BENCHMARKS.md).
+With `--where N`, the N functions whose count differs most are listed.
 """
 
 import argparse
@@ -50,7 +58,9 @@ GROUPS = {
         ["hand_written", "crate_request"],
         ["crate_request", "fetched"],
         ["hand_written_timeout", "executed"],
-        ["executed", "generated"],
+        ["executed", "executed_unwrapped"],
+        ["executed_unwrapped", "generated"],
+        ["hand_written", "hand_written_again"],
     ],
     "stacks": [
         ["reqwest/by_hand", "reqwest/middleware"],
@@ -129,6 +139,98 @@ def estimate(counts):
             + L2_MISS_CYCLES * (counts["ILmr"] + counts["DLmr"] + counts["DLmw"]))
 
 
+def run_lines(binary, contender, calls, tmp):
+    """Runs `calls` calls of `contender` under callgrind with instruction
+    addresses; returns {(object, address): (function, executions)}."""
+    out = os.path.join(tmp, f"{contender.replace('/', '_')}.{calls}.lines")
+    env = dict(os.environ, BENCH_CALLS=f"{contender}:{calls}")
+    result = subprocess.run(["valgrind", "--tool=callgrind", "--dump-instr=yes",
+                             f"--callgrind-out-file={out}", binary],
+                            env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{contender}: {result.stderr[-2000:]}")
+    return addresses(out)
+
+
+def addresses(path):
+    """Executions per instruction address of a callgrind file written with
+    `--dump-instr=yes` (positions `instr line`; a call's cost line, after
+    `calls=`, is inclusive and skipped)."""
+    names, counts = {}, collections.Counter()
+    where, fn, obj, last, after_call = {}, None, None, 0, False
+
+    def name(spec):
+        match = re.match(r"\((\d+)\)(?: (.*))?", spec)
+        if not match:
+            return spec
+        if match.group(2):
+            names[match.group(1)] = match.group(2)
+        return names.get(match.group(1), match.group(1))
+
+    with open(path) as lines:
+        for line in lines:
+            if line.startswith("ob="):
+                obj = line[3:].strip()
+            elif line.startswith("fn="):
+                fn = name(line[3:].strip())
+            elif line.startswith("cfn="):
+                name(line[4:].strip())
+            elif line.startswith("calls="):
+                after_call = True
+            elif line[:1] in "0+-*":
+                fields = line.split()
+                position = fields[0]
+                if position.startswith("0x"):
+                    last = int(position, 16)
+                elif position[0] in "+-":
+                    step = position[1:]
+                    step = int(step, 16) if step.startswith("0x") else int(step)
+                    last += step if position[0] == "+" else -step
+                elif position != "*":
+                    continue
+                if after_call:
+                    after_call = False
+                elif len(fields) > 2:
+                    counts[(obj, last)] += int(fields[2])
+                    where[(obj, last)] = fn
+    return {key: (where[key], n) for key, n in counts.items()}
+
+
+def lines_per_call(binary, contender, calls):
+    """The lines of code one call runs, per function: {fn: set of lines}."""
+    with tempfile.TemporaryDirectory() as tmp, \
+            concurrent.futures.ThreadPoolExecutor(2) as pool:
+        low, high = pool.map(lambda n: run_lines(binary, contender, n, tmp),
+                             [calls, 2 * calls])
+    per_fn = collections.defaultdict(set)
+    for key, (fn, n) in high.items():
+        if n - low.get(key, (fn, 0))[1] >= 0.9 * calls:
+            per_fn[fn].add((key[0], key[1] // 64))
+    return per_fn
+
+
+def main_lines(binary, bench, calls, where):
+    per_fn = {}
+    for group in GROUPS[bench]:
+        for contender in group:
+            if contender not in per_fn:
+                per_fn[contender] = lines_per_call(binary, contender, calls)
+                count = len(set().union(*per_fn[contender].values()))
+                print(f"{contender:24} {count:>6} lines of code per call", flush=True)
+    for baseline, contender in GROUPS[bench]:
+        b = len(set().union(*per_fn[baseline].values()))
+        c = len(set().union(*per_fn[contender].values()))
+        print(f"{contender} / {baseline}: {c / b:.3f}x ({c - b:+d} lines)")
+        if where:
+            functions = set(per_fn[baseline]) | set(per_fn[contender])
+
+            def delta(fn):
+                return len(per_fn[contender].get(fn, ())) - len(per_fn[baseline].get(fn, ()))
+
+            for fn in sorted(functions, key=lambda f: -abs(delta(f)))[:where]:
+                print(f"  {delta(fn):+4d} lines  {fn[:110]}")
+
+
 def per_call(binary, contender, calls, model):
     """The events of one more call, per function: (2n calls) - (n calls)."""
     with tempfile.TemporaryDirectory() as tmp, \
@@ -156,11 +258,15 @@ def main():
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--model", action="store_true",
                         help="simulate caches and branches; print estimated cycles")
+    parser.add_argument("--lines", action="store_true",
+                        help="count the lines of code a call runs")
     parser.add_argument("--where", type=int, default=0, metavar="N",
-                        help="with --model: the N functions that differ most")
+                        help="with --model or --lines: the N functions that differ most")
     parser.add_argument("--binary", help="a bench binary built earlier (another commit)")
     args = parser.parse_args()
     binary = args.binary or bench_binary(args.bench)
+    if args.lines:
+        return main_lines(binary, args.bench, args.calls, args.where)
     per_fn, totals = {}, {}
     for group in GROUPS[args.bench]:
         for contender in group:
