@@ -160,7 +160,8 @@ impl Client {
         scrubber: Scrubber,
     ) -> Result<(RawResponse, Scrubber), Error> {
         let fetched = self.exchange(name, request).await;
-        self.refuse_redirect(name, fetched, scrubber)
+        let response = self.refuse_redirect(name, fetched, &scrubber)?;
+        Ok((response, scrubber))
     }
 
     /// The exchange of a request [`Client::prepare`] built: one timer for
@@ -194,27 +195,17 @@ impl Client {
         &self,
         name: &'static str,
         fetched: Result<(RawResponse, Fetched), Error>,
-        scrubber: Scrubber,
-    ) -> Result<(RawResponse, Scrubber), Error> {
-        let (response, Fetched { url, moved }) = fetched.map_err(|e| e.scrubbed(&scrubber))?;
+        scrubber: &Scrubber,
+    ) -> Result<RawResponse, Error> {
+        let (response, fetched) = fetched.map_err(|e| e.scrubbed(scrubber))?;
         // The answer's URL is kept for a 3xx answer or one that came
         // through a redirect: either is refused.
-        if let Some(url) = url {
-            let location = if moved {
-                Some(*url)
-            } else {
-                location(&response, &url)
-            };
-            let error: Error = ErrorKind::Redirect {
-                endpoint: name,
-                status: response.status,
-                location: location.map(|url| url.origin().ascii_serialization()),
+        match fetched.url {
+            None => Ok(response),
+            Some(url) => {
+                Err(redirect_refused(name, &response, *url, fetched.moved).scrubbed(scrubber))
             }
-            .into();
-            tracing::warn!(endpoint = name, %error, "refusing to follow a redirect");
-            return Err(error.scrubbed(&scrubber));
         }
-        Ok((response, scrubber))
     }
 
     /// Builds the request for `endpoint` without sending it.
@@ -449,6 +440,25 @@ pub(crate) fn unwrap_scrubbed<Env: Envelope + ?Sized, T: serde::de::DeserializeO
     scrubber
         .run(|| Env::unwrap(response))
         .map_err(|e| e.scrubbed(scrubber))
+}
+
+/// The error of an answer that is a redirect (a 3xx answer, or one `moved`
+/// through a redirect the HTTP client followed, from `url`).
+#[cold]
+fn redirect_refused(name: &'static str, response: &RawResponse, url: Url, moved: bool) -> Error {
+    let location = if moved {
+        Some(url)
+    } else {
+        location(response, &url)
+    };
+    let error: Error = ErrorKind::Redirect {
+        endpoint: name,
+        status: response.status,
+        location: location.map(|url| url.origin().ascii_serialization()),
+    }
+    .into();
+    tracing::warn!(endpoint = name, %error, "refusing to follow a redirect");
+    error
 }
 
 /// Where a 3xx answer points, resolved against the request's URL.

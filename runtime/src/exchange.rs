@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use http_body::Body as _;
 use reqwest::Url;
-use reqwest::header::HeaderMap;
 use tokio::time::Sleep;
 use tracing::Span;
 
@@ -53,16 +52,14 @@ pin_project_lite::pin_project! {
     }
 }
 
-// The answer's head is held inline: the exchange is one allocation-free
-// state machine, whatever the stage.
+// The answer is held inline: the exchange is one allocation-free state
+// machine, whatever the stage.
 #[allow(clippy::large_enum_variant)]
 enum Stage {
     Sending(Pending),
     Reading {
-        status: u16,
-        headers: HeaderMap,
+        response: http::Response<reqwest::Body>,
         fetched: Fetched,
-        body: reqwest::Body,
         bytes: Vec<u8>,
     },
     Done,
@@ -160,53 +157,46 @@ fn advance(
                         .then(|| Box::new(response.url().clone())),
                     moved,
                 };
-                let (head, body) = http::Response::from(response).into_parts();
                 *stage = Stage::Reading {
-                    status: head.status.as_u16(),
-                    headers: head.headers,
+                    response: response.into(),
                     fetched,
-                    body,
                     bytes: Vec::new(),
                 };
             }
-            Stage::Reading { body, bytes, .. } => {
-                match ready!(Pin::new(body).poll_frame(cx)) {
-                    Some(Ok(frame)) => {
-                        let Ok(chunk) = frame.into_data() else {
-                            continue; // trailers
-                        };
-                        if bytes.len() + chunk.len() > limit {
-                            return finish(
-                                stage,
-                                Err(ErrorKind::TooLarge { endpoint, limit }.into()),
-                            );
-                        }
-                        bytes.extend_from_slice(&chunk);
+            Stage::Reading {
+                response, bytes, ..
+            } => match ready!(Pin::new(response.body_mut()).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    let Ok(chunk) = frame.into_data() else {
+                        continue; // trailers
+                    };
+                    if bytes.len() + chunk.len() > limit {
+                        return finish(stage, Err(ErrorKind::TooLarge { endpoint, limit }.into()));
                     }
-                    Some(Err(error)) => {
-                        return finish(stage, Err(Error::transport(endpoint, error)));
-                    }
-                    None => {
-                        let Stage::Reading {
-                            status,
-                            headers,
-                            fetched,
-                            bytes,
-                            ..
-                        } = std::mem::replace(stage, Stage::Done)
-                        else {
-                            unreachable!("the stage was just matched")
-                        };
-                        let response = RawResponse {
-                            endpoint,
-                            status,
-                            headers,
-                            body: bytes,
-                        };
-                        return Poll::Ready(Ok((response, fetched)));
-                    }
+                    bytes.extend_from_slice(&chunk);
                 }
-            }
+                Some(Err(error)) => {
+                    return finish(stage, Err(Error::transport(endpoint, error)));
+                }
+                None => {
+                    let Stage::Reading {
+                        response,
+                        fetched,
+                        bytes,
+                    } = std::mem::replace(stage, Stage::Done)
+                    else {
+                        unreachable!("the stage was just matched")
+                    };
+                    let (head, _) = response.into_parts();
+                    let response = RawResponse {
+                        endpoint,
+                        status: head.status.as_u16(),
+                        headers: head.headers,
+                        body: bytes,
+                    };
+                    return Poll::Ready(Ok((response, fetched)));
+                }
+            },
             Stage::Done => panic!("an exchange polled after it completed"),
         }
     }

@@ -90,7 +90,7 @@ impl<E: Endpoint + ?Sized> Future for Sending<'_, E> {
             .scrubber
             .take()
             .expect("a call polled after it completed");
-        let (response, scrubber) = this.client.refuse_redirect(E::NAME, fetched, scrubber)?;
+        let response = this.client.refuse_redirect(E::NAME, fetched, &scrubber)?;
         Poll::Ready(unwrap_scrubbed::<E::Envelope, E::Response>(
             &response, &scrubber,
         ))
